@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Local Apache Kafka (KRaft) for development, the demo and CI, built from the
+# Maven Central artifacts (no Docker, no release tarball).
+#
+#   deploy/kafka/kafka.sh fetch                 resolve the broker jars into .cache/kafka/<version>/libs
+#   deploy/kafka/kafka.sh start  [--port P]     single node on 127.0.0.1:P (default 9092)
+#   deploy/kafka/kafka.sh stop | status | logs
+#   deploy/kafka/kafka.sh cluster-start [--port P]   three nodes on P, P+1, P+2 (default 19092)
+#   deploy/kafka/kafka.sh cluster-stop | cluster-status
+#   deploy/kafka/kafka.sh node-stop N | node-kill N | node-start N   one cluster node (1..3), for fault tests
+#   deploy/kafka/kafka.sh reset                 stop everything and delete the data directories
+#
+# Environment: KAFKA_PORT, KAFKA_CLUSTER_PORT, KAFKA_HOME_DIR (state root, default
+# <project>/.cache), KAFKA_HEAP (default 512m single / 384m per cluster node),
+# KAFKA_START_TIMEOUT (seconds, default 90).
+# Every command is idempotent: start on a running broker says so and exits 0.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+project="$(cd "$here/../.." && pwd)"
+state="${KAFKA_HOME_DIR:-$project/.cache}"
+version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
+libs="$state/kafka/$version/libs"
+timeout_s="${KAFKA_START_TIMEOUT:-90}"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+say() { echo "kafka.sh: $*"; }
+
+need_java() {
+  command -v java >/dev/null || die "java not found; install OpenJDK 17 or newer (apt-get install openjdk-17-jre-headless)"
+}
+
+fetch() {
+  if [[ -f "$libs/.complete" ]]; then
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found; install Maven (apt-get install maven) to fetch the broker jars"
+  say "fetching Apache Kafka $version and its runtime dependencies from Maven Central into $libs"
+  local tmp="$libs.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  if ! mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$tmp" >"$state/kafka/fetch.log" 2>&1; then
+    rm -rf "$tmp"
+    die "Maven could not resolve the broker artifacts; see $state/kafka/fetch.log"
+  fi
+  # kafka_2.13 drags in slf4j-api 1.7 as well; keep only the 2.x the log4j binding needs.
+  find "$tmp" -name 'slf4j-api-1.*.jar' -delete
+  rm -rf "$libs"
+  mv "$tmp" "$libs"
+  touch "$libs/.complete"
+  say "fetched $(ls "$libs"/*.jar | wc -l) jars"
+}
+
+classpath() { echo "$libs/*"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# write_config NODE_DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION
+write_config() {
+  local dir="$1" id="$2" port="$3" cport="$4" voters="$5" rf="$6" minisr
+  minisr=$(( rf > 1 ? 2 : 1 ))
+  mkdir -p "$dir/data" "$dir/logs"
+  cat >"$dir/server.properties" <<EOF
+# Written by deploy/kafka/kafka.sh; regenerated on every start.
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+default.replication.factor=$rf
+min.insync.replicas=$minisr
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$minisr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=168
+log.segment.bytes=67108864
+message.max.bytes=4194304
+replica.fetch.max.bytes=4194304
+EOF
+}
+
+# start_node NODE_DIR CLUSTER_ID PORT HEAP
+start_node() {
+  local dir="$1" cid="$2" port="$3" heap="$4"
+  need_java
+  if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+    say "broker on 127.0.0.1:$port already running (pid $(cat "$dir/pid"))"
+    return 0
+  fi
+  if port_open "$port"; then
+    die "port $port is already in use by another process; choose another with --port"
+  fi
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    java -cp "$(classpath)" -Dlog4j2.configurationFile="$here/log4j2.xml" -Dkafka.logs.dir="$dir/logs" \
+      kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" --ignore-formatted \
+      >"$dir/logs/format.log" 2>&1 || die "formatting storage failed; see $dir/logs/format.log"
+  fi
+  # setsid: the broker must outlive the shell that started it (the demo, CI steps).
+  setsid nohup java -Xms128m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2.xml" -Dkafka.logs.dir="$dir/logs" \
+    -cp "$(classpath)" kafka.Kafka "$dir/server.properties" \
+    >"$dir/logs/stdout.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+}
+
+wait_ready() {
+  local dir="$1" port="$2" deadline=$((SECONDS + timeout_s))
+  until port_open "$port"; do
+    if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+      tail -20 "$dir/logs/stdout.log" >&2 || true
+      die "broker on port $port exited during start; logs in $dir/logs"
+    fi
+    if (( SECONDS > deadline )); then
+      die "broker on port $port did not accept connections within ${timeout_s}s; logs in $dir/logs"
+    fi
+    sleep 0.3
+  done
+}
+
+stop_node() {
+  local dir="$1" sig="${2:-TERM}" pid
+  [[ -f "$dir/pid" ]] || return 0
+  pid="$(cat "$dir/pid")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "-$sig" "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null; do
+      if (( SECONDS > deadline )); then kill -KILL "$pid" 2>/dev/null || true; fi
+      sleep 0.2
+    done
+  fi
+  rm -f "$dir/pid"
+}
+
+node_status() {
+  local dir="$1" port="$2"
+  if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+    if port_open "$port"; then
+      echo "running  127.0.0.1:$port  pid $(cat "$dir/pid")  logs $dir/logs"
+      return 0
+    fi
+    echo "starting 127.0.0.1:$port  pid $(cat "$dir/pid")  logs $dir/logs"
+    return 1
+  fi
+  echo "stopped  127.0.0.1:$port"
+  return 1
+}
+
+cluster_id() {
+  # A stable id per state folder, so restarts reuse the formatted storage.
+  local f="$1/cluster.id"
+  if [[ ! -s "$f" ]]; then
+    need_java
+    mkdir -p "$1"
+    java -cp "$(classpath)" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 >"$f"
+  fi
+  cat "$f"
+}
+
+parse_port() {
+  port="$1"; shift
+  while (( $# )); do
+    case "$1" in
+      --port) port="$2"; shift 2 ;;
+      --port=*) port="${1#--port=}"; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
+  [[ "$port" =~ ^[0-9]+$ ]] || die "port must be a number, got '$port'"
+}
+
+single_dir="$state/kafka-single"
+cluster_dir="$state/kafka-cluster"
+
+cmd="${1:-status}"; shift || true
+case "$cmd" in
+  fetch) fetch ;;
+  start)
+    parse_port "${KAFKA_PORT:-9092}" "$@"
+    fetch
+    if [[ -f "$single_dir/port" && "$(cat "$single_dir/port")" != "$port" ]] && [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null; then
+      die "a local broker is already running on port $(cat "$single_dir/port"); stop it first"
+    fi
+    write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1
+    echo "$port" >"$single_dir/port"
+    start_node "$single_dir" "$(cluster_id "$single_dir")" "$port" "${KAFKA_HEAP:-512m}"
+    wait_ready "$single_dir" "$port"
+    say "broker ready on 127.0.0.1:$port (logs: $single_dir/logs/server.log)"
+    ;;
+  stop) stop_node "$single_dir"; say "single-node broker stopped" ;;
+  kill) stop_node "$single_dir" KILL; say "single-node broker killed" ;;
+  status) node_status "$single_dir" "$(cat "$single_dir/port" 2>/dev/null || echo "${KAFKA_PORT:-9092}")" ;;
+  logs) echo "$single_dir/logs/server.log" ;;
+  cluster-start)
+    parse_port "${KAFKA_CLUSTER_PORT:-19092}" "$@"
+    fetch
+    echo "$port" >"$state/cluster.port" 2>/dev/null || { mkdir -p "$state"; echo "$port" >"$state/cluster.port"; }
+    voters="1@127.0.0.1:$((port + 1000)),2@127.0.0.1:$((port + 1001)),3@127.0.0.1:$((port + 1002))"
+    cid="$(cluster_id "$cluster_dir")"
+    for n in 1 2 3; do
+      write_config "$cluster_dir/node$n" "$n" $((port + n - 1)) $((port + 999 + n)) "$voters" 3
+      start_node "$cluster_dir/node$n" "$cid" $((port + n - 1)) "${KAFKA_HEAP:-384m}"
+    done
+    for n in 1 2 3; do wait_ready "$cluster_dir/node$n" $((port + n - 1)); done
+    say "cluster ready on 127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)) (logs: $cluster_dir/node*/logs)"
+    ;;
+  cluster-stop) for n in 1 2 3; do stop_node "$cluster_dir/node$n"; done; say "cluster stopped" ;;
+  cluster-status)
+    port="$(cat "$state/cluster.port" 2>/dev/null || echo "${KAFKA_CLUSTER_PORT:-19092}")"
+    rc=0
+    for n in 1 2 3; do printf 'node%s ' "$n"; node_status "$cluster_dir/node$n" $((port + n - 1)) || rc=1; done
+    exit $rc
+    ;;
+  node-stop|node-kill|node-start)
+    n="${1:-}"; [[ "$n" =~ ^[123]$ ]] || die "$cmd needs a node number 1, 2 or 3"
+    port="$(cat "$state/cluster.port" 2>/dev/null || echo "${KAFKA_CLUSTER_PORT:-19092}")"
+    case "$cmd" in
+      node-stop) stop_node "$cluster_dir/node$n" ;;
+      node-kill) stop_node "$cluster_dir/node$n" KILL ;;
+      node-start)
+        start_node "$cluster_dir/node$n" "$(cluster_id "$cluster_dir")" $((port + n - 1)) "${KAFKA_HEAP:-384m}"
+        wait_ready "$cluster_dir/node$n" $((port + n - 1)) ;;
+    esac
+    say "node $n: $cmd done"
+    ;;
+  reset)
+    stop_node "$single_dir"; for n in 1 2 3; do stop_node "$cluster_dir/node$n"; done
+    rm -rf "$single_dir" "$cluster_dir" "$state/cluster.port"
+    say "local broker state deleted"
+    ;;
+  *) die "unknown command '$cmd' (fetch, start, stop, kill, status, logs, cluster-start, cluster-stop, cluster-status, node-stop N, node-kill N, node-start N, reset)" ;;
+esac

@@ -1,0 +1,141 @@
+"""The detector API shared by the stream and every offline tool.
+
+A detector owns struct-of-arrays state with one row per brand (of one
+partition) and scores one event-time bucket of *all* its brands per call:
+
+- ``update(stats) -> scores``: one bucket; ``stats`` arrays have shape (n,),
+  row i is brand i. Rows beyond the current state are new brands and get
+  fresh state. Returns anomaly scores in [0, 1] (meaning documented per
+  detector); 0 during warm-up and for buckets without data.
+- ``run(stats) -> scores``: a whole history; ``stats`` arrays have shape
+  (T, n); returns (T, n). Equal to calling ``update`` T times.
+- ``to_state()`` / ``from_state(state)``: plain dict of numpy arrays and
+  numbers, for checkpoints; a round trip changes no future score.
+
+Detectors are causal: the score for bucket t uses nothing after t.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class BucketStats(NamedTuple):
+    """Per-brand sums for one bucket (shape (n,)) or a history (shape (T, n)).
+
+    ``count``: mentions; ``scored``: mentions with a sentiment score;
+    ``negative``: mentions labelled negative; ``sentiment_sum``: sum of
+    sentiment scores of the scored mentions.
+    """
+
+    count: FloatArray
+    scored: FloatArray
+    negative: FloatArray
+    sentiment_sum: FloatArray
+
+    @classmethod
+    def zeros(cls, *shape: int) -> BucketStats:
+        return cls(*(np.zeros(shape, dtype=np.float64) for _ in range(4)))
+
+    def row(self, t: int) -> BucketStats:
+        return BucketStats(*(a[t] for a in self))
+
+    def check(self, ndim: int) -> BucketStats:
+        """Coerce to float64 arrays of equal shape with ``ndim`` dimensions."""
+        arrs = [np.ascontiguousarray(a, dtype=np.float64) for a in self]
+        shape = arrs[0].shape
+        if len(shape) != ndim or any(a.shape != shape for a in arrs):
+            raise ValueError(
+                f"BucketStats arrays must all have {ndim} dimension(s) and one shape; "
+                f"got {[a.shape for a in arrs]}"
+            )
+        return BucketStats(*arrs)
+
+
+class Detector(ABC):
+    """Base class: subclasses implement ``_grow``, ``update`` and the state fields."""
+
+    name: ClassVar[str]
+    #: Names of the state arrays (one row per brand); scalars go in ``params``.
+    state_fields: ClassVar[tuple[str, ...]]
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    @property
+    @abstractmethod
+    def params(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def update(self, stats: BucketStats) -> FloatArray: ...
+
+    def run(self, stats: BucketStats) -> FloatArray:
+        stats = stats.check(2)
+        out = np.zeros(stats.count.shape, dtype=np.float64)
+        for t in range(stats.count.shape[0]):
+            out[t] = self.update(stats.row(t))
+        return out
+
+    def ensure_rows(self, n: int) -> None:
+        """Give brands n-1, n-2, ... beyond the current rows fresh state."""
+        if n > self.n:
+            self._grow(n)
+            self.n = n
+
+    @abstractmethod
+    def _grow(self, n: int) -> None: ...
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {f: getattr(self, f)[: self.n].copy() for f in self.state_fields}
+        state["__detector__"] = self.name
+        state["__params__"] = dict(self.params)
+        return state
+
+    @classmethod
+    def from_state(cls: type[D], state: dict[str, Any]) -> D:
+        if state.get("__detector__") != cls.name:
+            raise ValueError(f"state is for detector {state.get('__detector__')!r}, not {cls.name!r}")
+        det = cls(**state["__params__"])
+        n = len(state[cls.state_fields[0]])
+        det.ensure_rows(n)
+        for f in cls.state_fields:
+            getattr(det, f)[:n] = state[f]
+        return det
+
+
+D = TypeVar("D", bound=Detector)
+
+_REGISTRY: dict[str, Callable[..., Detector]] = {}
+
+
+def register(cls: type[D]) -> type[D]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make_detector(name: str, **params: Any) -> Detector:
+    """Build a registered detector by name, with validated parameters."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(available())}")
+    return _REGISTRY[name](**params)
+
+
+def grow(a: FloatArray, n: int, fill: float) -> FloatArray:
+    """Return ``a`` with capacity >= n (amortised doubling), new rows = fill."""
+    if len(a) >= n:
+        return a
+    cap = max(n, 2 * len(a), 16)
+    out = np.full(cap, fill, dtype=a.dtype)
+    out[: len(a)] = a
+    return out

@@ -1,0 +1,158 @@
+"""Negativity surge: is this bucket's negative count unusual for the brand?
+
+Count-aware by construction: the score is the one-sided binomial tail of
+the bucket's negative count given the brand's baseline negative share, so
+3 negatives out of 4 mentions is weak evidence and 300 out of 400 is
+strong. Score meaning: ``Phi(z)`` with
+``z = (k - 0.5 - n*p0) / sqrt(n*p0*(1-p0))`` (normal approximation with
+continuity correction), i.e. one minus the approximate probability of at
+least ``k`` negatives under the baseline. The baseline ``p0`` is an
+exponentially weighted mean of past negative shares (half-life in
+buckets), shrunk towards a prior share while young; it is updated after
+scoring (causal), and a surging bucket's share is winsorised at
+``p0 + 3 sd`` so a long crisis does not quickly become the new normal.
+
+Gaps: a bucket with no scored mentions scores 0 and leaves state unchanged.
+Warm-up: scores are 0 until the brand has ``min_buckets`` buckets with data.
+
+>>> import numpy as np
+>>> det = NegativeShareDetector(min_buckets=3)
+>>> calm = BucketStats(*(np.array([v]) for v in (100.0, 100.0, 10.0, 0.0)))
+>>> for _ in range(5):
+...     _ = det.update(calm)
+>>> surge = BucketStats(*(np.array([v]) for v in (100.0, 100.0, 60.0, -40.0)))
+>>> float(det.update(surge)[0]) > 0.9999
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+
+from .base import BucketStats, Detector, FloatArray, grow, register
+
+_SQRT2 = math.sqrt(2.0)
+
+
+@numba.njit(nogil=True, cache=True)
+def negshare_step(
+    n: float,
+    k: float,
+    p_base: float,
+    weight: float,
+    buckets: float,
+    alpha: float,
+    prior: float,
+    prior_weight: float,
+    min_buckets: float,
+) -> tuple[float, float, float, float]:
+    """One brand, one bucket: returns (score, p_base, weight, buckets)."""
+    if not (n > 0.0) or k != k:  # gap or NaN: no evidence, no state change
+        return 0.0, p_base, weight, buckets
+    # Shrink the young baseline towards the prior share.
+    p0 = (p_base * weight + prior * prior_weight) / (weight + prior_weight)
+    p0 = min(max(p0, 0.01), 0.99)
+    sd = math.sqrt(n * p0 * (1.0 - p0))
+    z = (k - 0.5 - n * p0) / sd
+    score = 0.0
+    if buckets >= min_buckets:
+        score = 0.5 * (1.0 + math.erf(z / _SQRT2))
+    share = k / n
+    cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) / n)
+    if share > cap:
+        share = cap
+    # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
+    # up to a full alpha step at 30 mentions.
+    a = alpha * min(1.0, n / 30.0)
+    if weight == 0.0:
+        p_base = share
+    else:
+        p_base = (1.0 - a) * p_base + a * share
+    weight = min(weight + n, 1e6)
+    return score, p_base, weight, buckets + 1.0
+
+
+@numba.njit(nogil=True, cache=True)
+def negshare_update(
+    count: FloatArray,
+    negative: FloatArray,
+    p_base: FloatArray,
+    weight: FloatArray,
+    buckets: FloatArray,
+    alpha: float,
+    prior: float,
+    prior_weight: float,
+    min_buckets: float,
+    out: FloatArray,
+) -> None:
+    for i in range(count.shape[0]):
+        out[i], p_base[i], weight[i], buckets[i] = negshare_step(
+            count[i], negative[i], p_base[i], weight[i], buckets[i], alpha, prior, prior_weight, min_buckets
+        )
+
+
+@register
+class NegativeShareDetector(Detector):
+    name: ClassVar[str] = "negative_share"
+    state_fields: ClassVar[tuple[str, ...]] = ("p_base", "weight", "buckets")
+
+    def __init__(
+        self,
+        halflife_buckets: float = 24.0,
+        prior: float = 0.2,
+        prior_weight: float = 50.0,
+        min_buckets: int = 6,
+    ) -> None:
+        super().__init__()
+        if not halflife_buckets > 0:
+            raise ValueError(f"halflife_buckets must be > 0, got {halflife_buckets}")
+        if not 0 < prior < 1:
+            raise ValueError(f"prior must be in (0, 1), got {prior}")
+        if prior_weight < 0:
+            raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
+        if min_buckets < 0:
+            raise ValueError(f"min_buckets must be >= 0, got {min_buckets}")
+        self.halflife_buckets = float(halflife_buckets)
+        self.prior = float(prior)
+        self.prior_weight = float(prior_weight)
+        self.min_buckets = int(min_buckets)
+        self._alpha = 1.0 - 0.5 ** (1.0 / self.halflife_buckets)
+        empty = np.zeros(0, dtype=np.float64)
+        self.p_base, self.weight, self.buckets = empty, empty.copy(), empty.copy()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            "halflife_buckets": self.halflife_buckets,
+            "prior": self.prior,
+            "prior_weight": self.prior_weight,
+            "min_buckets": self.min_buckets,
+        }
+
+    def _grow(self, n: int) -> None:
+        self.p_base = grow(self.p_base, n, 0.0)
+        self.weight = grow(self.weight, n, 0.0)
+        self.buckets = grow(self.buckets, n, 0.0)
+
+    def update(self, stats: BucketStats) -> FloatArray:
+        stats = stats.check(1)
+        n = stats.count.shape[0]
+        self.ensure_rows(n)
+        out = np.zeros(n, dtype=np.float64)
+        negshare_update(
+            stats.scored,
+            stats.negative,
+            self.p_base,
+            self.weight,
+            self.buckets,
+            self._alpha,
+            self.prior,
+            self.prior_weight,
+            float(self.min_buckets),
+            out,
+        )
+        return out

@@ -1,0 +1,116 @@
+"""One settings object, read once at the entry point and passed down.
+
+Values come from ``CRISISWATCH_*`` environment variables (and optionally an
+env file named by ``CRISISWATCH_ENV_FILE``). The core never reads the
+environment itself: it receives a frozen :class:`Settings`.
+
+>>> s = Settings(kafka_bootstrap="127.0.0.1:9092")
+>>> s.topic_raw
+'mentions.raw'
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRISISWATCH_", frozen=True, extra="ignore")
+
+    # Kafka connection. Empty bootstrap means "no Kafka configured": the demo
+    # then starts the project's local broker.
+    kafka_bootstrap: str = Field(default="", description="host:port[,host:port...]")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = Field(default="", repr=False)
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+
+    # Topics and their partition counts (created on worker start).
+    topic_raw: str = "mentions.raw"
+    topic_scored: str = "mentions.scored"
+    topic_deadletter: str = "mentions.deadletter"
+    topic_events: str = "crisis.events"
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+
+    # Faust worker.
+    app_id: str = "crisiswatch"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    data_dir: str = ".cache/worker"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    batch_seconds: float = Field(default=0.2, gt=0, le=60)
+
+    # Sentiment.
+    sentiment_model: str = "vader"
+    keep_presented_sentiment: bool = True
+    negative_threshold: float = Field(default=-0.05, ge=-1, le=1)
+
+    # Event-time buckets and detection.
+    bucket_seconds: int = Field(default=300, ge=1, le=86_400)
+    allowed_lateness_seconds: int = Field(default=60, ge=0, le=86_400)
+    max_future_seconds: int = Field(default=3600, ge=0)
+    detector: str = "negative_share"
+    open_threshold: float = Field(default=0.999, gt=0, lt=1)
+    close_threshold: float = Field(default=0.9, gt=0, lt=1)
+    min_volume: int = Field(default=20, ge=1)
+    resolve_after_buckets: int = Field(default=3, ge=1)
+    max_text_bytes: int = Field(default=65_536, ge=1)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, v: str) -> str:
+        v = v.strip()
+        for part in filter(None, v.split(",")):
+            host, _, port = part.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {v!r}")
+        return v
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [p for p in self.kafka_bootstrap.split(",") if p]
+
+    def kafka_python_config(self) -> dict[str, Any]:
+        """Security settings in kafka-python's keyword names."""
+        cfg: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            cfg.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password,
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            cfg.update(
+                ssl_cafile=self.kafka_ssl_cafile or None,
+                ssl_certfile=self.kafka_ssl_certfile or None,
+                ssl_keyfile=self.kafka_ssl_keyfile or None,
+            )
+        return cfg
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise ConfigError with a readable reason."""
+    env_file = os.environ.get("CRISISWATCH_ENV_FILE")
+    try:
+        if env_file:
+            if not os.path.isfile(env_file):
+                raise ConfigError(f"CRISISWATCH_ENV_FILE={env_file} does not exist")
+            return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CRISISWATCH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
