@@ -61,10 +61,15 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: int = Field(default=60, ge=0, le=86_400)
     max_future_seconds: int = Field(default=3600, ge=0)
     detector: str = "negative_share"
-    open_threshold: float = Field(default=0.999, gt=0, lt=1)
-    close_threshold: float = Field(default=0.9, gt=0, lt=1)
+    open_threshold: float = Field(default=0.9999, gt=0, lt=1)
+    close_threshold: float = Field(default=0.95, gt=0, lt=1)
     min_volume: int = Field(default=20, ge=1)
     resolve_after_buckets: int = Field(default=3, ge=1)
+    update_every_buckets: int = Field(default=3, ge=1)
+    cooldown_buckets: int = Field(default=6, ge=0)
+    # A partition with no new records for this long closes its open buckets
+    # (processing-time fallback so a quiet feed still reports).
+    idle_flush_seconds: float = Field(default=5.0, gt=0)
     max_text_bytes: int = Field(default=65_536, ge=1)
 
     @field_validator("kafka_bootstrap")
