@@ -15,7 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -53,7 +53,9 @@ def faust_broker_credentials(settings: Settings) -> Any:
 
         ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
         if settings.kafka_ssl_certfile:
-            ssl_context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+            ssl_context.load_cert_chain(
+                settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None
+            )
     if proto.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
@@ -136,16 +138,24 @@ def create_app(settings: Settings) -> faust.App:
             pipe.counters[f"deadletter.{d.stage}"] += 1
             log.warning(
                 "dead letter (%s) %s[%d]@%d: %s",
-                d.stage, d.record.topic, d.record.partition, d.record.offset, d.reason[:300],
+                d.stage,
+                d.record.topic,
+                d.record.partition,
+                d.record.offset,
+                d.reason[:300],
             )
             futs.append(
-                await dead_t.send(key=d.record.key, value=d.record.value or b"", headers=d.headers())
+                await dead_t.send(
+                    key=d.record.key, value=d.record.value or b"", headers=d.headers()
+                )
             )
         return futs
 
     @app.agent(raw_t, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        async for batch in cast(faust.Stream, stream).take_events(
+            settings.batch_size, within=settings.batch_seconds
+        ):
             res = pipe.ingestor.process([_raw(e) for e in batch])
             futs = [await scored_t.send(key=r.brand.encode(), value=r.encode()) for r in res.scored]
             futs += await dead_letter(res.dead)
@@ -157,22 +167,28 @@ def create_app(settings: Settings) -> faust.App:
         futs = []
         for ev in events:
             pipe.counters[f"events.{ev['status']}"] += 1
-            log.info("crisis %s %s %s score=%.4f", ev["status"], ev["brand"], ev["kind"], ev["score"])
+            log.info(
+                "crisis %s %s %s score=%.4f", ev["status"], ev["brand"], ev["kind"], ev["score"]
+            )
             futs.append(await events_t.send(key=ev["brand"].encode(), value=orjson.dumps(ev)))
         return futs
 
     @app.agent(scored_t, name="detect")
     async def detect(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        async for batch in cast(faust.Stream, stream).take_events(
+            settings.batch_size, within=settings.batch_seconds
+        ):
             by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
             bad: list[DeadLetter] = []
             for e in batch:
                 try:
-                    doc = orjson.loads(e.message.value)
+                    doc = orjson.loads(e.message.value or b"")
                     float(doc["event_time"])
                     str(doc["brand"])
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                    bad.append(DeadLetter(_raw(e), f"not a scored mention: {exc!r}", stage="detect"))
+                    bad.append(
+                        DeadLetter(_raw(e), f"not a scored mention: {exc!r}", stage="detect")
+                    )
                     continue
                 by_partition[e.message.partition].append(doc)
             futs = await dead_letter(bad)
@@ -184,7 +200,9 @@ def create_app(settings: Settings) -> faust.App:
                 futs += await dead_letter(
                     [
                         DeadLetter(
-                            RawRecord(d["brand"].encode(), orjson.dumps(d), settings.topic_scored, p, -1),
+                            RawRecord(
+                                d["brand"].encode(), orjson.dumps(d), settings.topic_scored, p, -1
+                            ),
                             f"late: bucket of created_at {d.get('created_at')} already closed",
                             stage="detect",
                         )

@@ -20,7 +20,9 @@ KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
 
 
 @click.command()
-@click.option("--loglevel", default=None, help="debug, info, warning, error (default: CRISISWATCH_LOG_LEVEL)")
+@click.option(
+    "--loglevel", default=None, help="debug, info, warning, error (default: CRISISWATCH_LOG_LEVEL)"
+)
 def worker(loglevel: str | None) -> None:
     """Run a stream worker (ingest + detect agents) until stopped."""
     import faust
@@ -75,9 +77,16 @@ def replay_file(
 
     t0 = time.monotonic()
     try:
-        with path.open("rb") as f, tqdm(
-            total=total, unit="msg", disable=not progress, desc=f"replay → {topic}", file=sys.stderr
-        ) as bar:
+        with (
+            path.open("rb") as f,
+            tqdm(
+                total=total,
+                unit="msg",
+                disable=not progress,
+                desc=f"replay → {topic}",
+                file=sys.stderr,
+            ) as bar,
+        ):
             for line in f:
                 bar.update(1)
                 line = line.rstrip(b"\r\n")
@@ -119,7 +128,12 @@ def replay_file(
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--rate", type=click.FloatRange(min=0.001), default=None, help="mentions per second (default: as fast as possible)")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.001),
+    default=None,
+    help="mentions per second (default: as fast as possible)",
+)
 @click.option("--topic", default=None, help="target topic (default: CRISISWATCH_TOPIC_RAW)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def replay(file: Path, rate: float | None, topic: str | None, quiet: bool) -> None:
@@ -159,14 +173,19 @@ def format_event(ev: dict[str, Any], colour: bool = True) -> str:
         + f"  {ev.get('kind')}  severity={ev.get('severity')}  score={ev.get('score', 0):.4f}"
         + f"  crisis={str(ev.get('crisis_id', ''))[:12]}",
         f"  window {ev.get('window_start')} → {ev.get('window_end')}",
-        "  " + " · ".join([ovb("volume", ".0f"), ovb("negative_share", ".2f"), ovb("mean_sentiment", "+.2f")]),
+        "  "
+        + " · ".join(
+            [ovb("volume", ".0f"), ovb("negative_share", ".2f"), ovb("mean_sentiment", "+.2f")]
+        ),
     ]
     evidence = ev.get("evidence", {})
     terms = ", ".join(t["term"] for t in evidence.get("top_terms", [])[:6])
     if terms:
         lines.append(f"  top terms: {terms}")
     for ex in evidence.get("examples", [])[:2]:
-        lines.append(f"  “{ex.get('text', '')[:100]}” — @{ex.get('author')} ({ex.get('reach')} followers)")
+        lines.append(
+            f"  “{ex.get('text', '')[:100]}” — @{ex.get('author')} ({ex.get('reach')} followers)"
+        )
     return "\n".join(lines)
 
 
@@ -176,15 +195,25 @@ def format_event(ev: dict[str, Any], colour: bool = True) -> str:
 @click.option("--max-events", type=int, default=None, help="exit after this many events")
 @click.option("--timeout", type=float, default=None, help="exit after this many seconds")
 @click.option("--json", "as_json", is_flag=True, help="print raw JSON lines")
-def tail(topic: str | None, from_beginning: bool, max_events: int | None, timeout: float | None, as_json: bool) -> None:
+def tail(
+    topic: str | None,
+    from_beginning: bool,
+    max_events: int | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
     """Print crisis events as they arrive (default topic: CRISISWATCH_TOPIC_EVENTS)."""
     from .kafka_util import consumer
 
     settings = load_settings()
     topic = topic or settings.topic_events
     cons = consumer(
-        settings, topic, group_id=None, auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False, consumer_timeout_ms=500,
+        settings,
+        topic,
+        group_id=None,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=500,
     )
     seen = 0
     t0 = time.monotonic()
@@ -194,7 +223,11 @@ def tail(topic: str | None, from_beginning: bool, max_events: int | None, timeou
                 seen += 1
                 try:
                     ev = orjson.loads(msg.value)
-                    click.echo(msg.value.decode() if as_json else format_event(ev, colour=sys.stdout.isatty()))
+                    click.echo(
+                        msg.value.decode()
+                        if as_json
+                        else format_event(ev, colour=sys.stdout.isatty())
+                    )
                 except (orjson.JSONDecodeError, AttributeError, TypeError):
                     click.echo(f"[{msg.partition}@{msg.offset}] {msg.value[:300]!r}")
                 if max_events and seen >= max_events:
@@ -255,7 +288,13 @@ def broker_status(cluster: bool) -> None:
 
 
 @click.command()
-@click.option("--port", type=int, default=9092, show_default=True, help="local broker port if no Kafka is configured")
+@click.option(
+    "--port",
+    type=int,
+    default=9092,
+    show_default=True,
+    help="local broker port if no Kafka is configured",
+)
 @click.option("--timeout", type=float, default=120.0, show_default=True)
 def demo(port: int, timeout: float) -> None:
     """End to end: local broker, a worker, a replayed stream with a crisis, events printed."""

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -39,10 +40,11 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _get_json(url: str) -> dict | None:  # type: ignore[type-arg]
+def _get_json(url: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
-            return orjson.loads(r.read())  # type: ignore[no-any-return]
+            doc = orjson.loads(r.read())
+            return doc if isinstance(doc, dict) else None
     except Exception:
         return None
 
@@ -64,7 +66,9 @@ def run_demo(port: int = 9092, timeout: float = 120.0) -> int:
                 run_kafka_sh("start", "--port", str(port))
                 started_broker = True
             else:
-                click.secho(f"▶ using the Kafka broker already listening on 127.0.0.1:{port}", bold=True)
+                click.secho(
+                    f"▶ using the Kafka broker already listening on 127.0.0.1:{port}", bold=True
+                )
             bootstrap = f"127.0.0.1:{port}"
         web_port = _free_port()
         env = {
@@ -87,7 +91,10 @@ def run_demo(port: int = 9092, timeout: float = 120.0) -> int:
         with log_path.open("wb") as logf:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker"],
-                env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 60
         while True:
@@ -105,10 +112,17 @@ def run_demo(port: int = 9092, timeout: float = 120.0) -> int:
         from .kafka_util import consumer
 
         events = consumer(
-            settings, settings.topic_events, group_id=None, auto_offset_reset="earliest",
-            enable_auto_commit=False, consumer_timeout_ms=250,
+            settings,
+            settings.topic_events,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=250,
         )
-        click.secho(f"▶ replaying {DEMO_FILE.name} (4 brands, 6 h of mentions, one crisis, 3 malformed records)", bold=True)
+        click.secho(
+            f"▶ replaying {DEMO_FILE.name} (4 brands, 6 h of mentions, one crisis, 3 malformed records)",
+            bold=True,
+        )
         summary = replay_file(settings, DEMO_FILE, progress=True)
         click.echo(f"  sent {summary['sent']} records in {summary['seconds']}s")
         click.secho("▶ crisis events as they arrive (Ctrl-C to stop):", bold=True)

@@ -50,10 +50,7 @@ TOP_AUTHORS = 5
 
 _WORD = re.compile(r"[a-z][a-z'’]{2,}")
 _STOP = frozenset(
-    """the and for you your with this that was are have has not but they them their our
-    from what when just all can its it's get got out about would will been were there
-    here who how why one very really more than then also too any much some even now
-    ever still only into over after again dont don't im i'm ive i've""".split()
+    ["the", "and", "for", "you", "your", "with", "this", "that", "was", "are", "have", "has", "not", "but", "they", "them", "their", "our", "from", "what", "when", "just", "all", "can", "its", "it's", "get", "got", "out", "about", "would", "will", "been", "were", "there", "here", "who", "how", "why", "one", "very", "really", "more", "than", "then", "also", "too", "any", "much", "some", "even", "now", "ever", "still", "only", "into", "over", "after", "again", "dont", "don't", "im", "i'm", "ive", "i've"]
 )
 
 
@@ -158,7 +155,9 @@ class Bucket:
 
     def stats(self, n: int) -> BucketStats:
         self.ensure(n)
-        return BucketStats(self.count[:n], self.scored[:n], self.negative[:n], self.sentiment_sum[:n])
+        return BucketStats(
+            self.count[:n], self.scored[:n], self.negative[:n], self.sentiment_sum[:n]
+        )
 
 
 @dataclass(slots=True)
@@ -191,7 +190,9 @@ class DetectEngine:
         self.brands: list[str] = []
         self.totals: Counter[str] = Counter()
         self.buckets: dict[int, Bucket] = {}
-        self.next_close: int | None = None  # start (in bucket numbers) of the oldest unclosed bucket
+        self.next_close: int | None = (
+            None  # start (in bucket numbers) of the oldest unclosed bucket
+        )
         self.max_event_time = -math.inf
         self.open: dict[int, OpenCrisis] = {}
         self.cooldown: dict[int, int] = {}
@@ -299,16 +300,22 @@ class DetectEngine:
         a = self._alpha
         seen = self.base_seen[:n]
         first = seen == 0
-        self.base_volume[:n] = np.where(first, st.count, (1 - a) * self.base_volume[:n] + a * st.count)
+        self.base_volume[:n] = np.where(
+            first, st.count, (1 - a) * self.base_volume[:n] + a * st.count
+        )
         has = st.scored > 0
         share = np.divide(st.negative, st.scored, out=np.zeros(n), where=has)
         mean = np.divide(st.sentiment_sum, st.scored, out=np.zeros(n), where=has)
         upd_first = first & has
         self.base_negshare[:n] = np.where(
-            upd_first, share, np.where(has, (1 - a) * self.base_negshare[:n] + a * share, self.base_negshare[:n])
+            upd_first,
+            share,
+            np.where(has, (1 - a) * self.base_negshare[:n] + a * share, self.base_negshare[:n]),
         )
         self.base_sentiment[:n] = np.where(
-            upd_first, mean, np.where(has, (1 - a) * self.base_sentiment[:n] + a * mean, self.base_sentiment[:n])
+            upd_first,
+            mean,
+            np.where(has, (1 - a) * self.base_sentiment[:n] + a * mean, self.base_sentiment[:n]),
         )
         self.base_seen[:n] += 1
 
@@ -333,7 +340,13 @@ class DetectEngine:
             if crisis is None:
                 if st.count[i] < s.min_volume or self.cooldown.get(i, -1) >= b:
                     continue
-                crisis = OpenCrisis(crisis_id(self.brands[i], self.kind, b), self.kind, b, self._severity(i, st), score)
+                crisis = OpenCrisis(
+                    crisis_id(self.brands[i], self.kind, b),
+                    self.kind,
+                    b,
+                    self._severity(i, st),
+                    score,
+                )
                 if ev:
                     crisis.evidence.merge(ev)
                 crisis.buckets = 1
@@ -381,12 +394,25 @@ class DetectEngine:
             "window_start": iso(crisis.opened_bucket * w),
             "window_end": iso((b + 1) * w),
             "metrics": {
-                "volume": {"observed": float(st.count[i]), "baseline": float(self.base_volume[i]) if seen else None},
-                "negative_share": {"observed": share, "baseline": float(self.base_negshare[i]) if seen else None},
-                "mean_sentiment": {"observed": mean, "baseline": float(self.base_sentiment[i]) if seen else None},
+                "volume": {
+                    "observed": float(st.count[i]),
+                    "baseline": float(self.base_volume[i]) if seen else None,
+                },
+                "negative_share": {
+                    "observed": share,
+                    "baseline": float(self.base_negshare[i]) if seen else None,
+                },
+                "mean_sentiment": {
+                    "observed": mean,
+                    "baseline": float(self.base_sentiment[i]) if seen else None,
+                },
             },
             "detectors": [
-                {"name": self.detector.name, "score": min(max(score, 0.0), 1.0), "fired": score >= self.s.open_threshold}
+                {
+                    "name": self.detector.name,
+                    "score": min(max(score, 0.0), 1.0),
+                    "fired": score >= self.s.open_threshold,
+                }
             ],
             "evidence": crisis.evidence.to_json(self.brands[i]),
         }

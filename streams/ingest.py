@@ -92,7 +92,11 @@ class Ingestor:
         if rec.value is None:
             return DeadLetter(rec, "empty record (null value)")
         if len(rec.value) > self.settings.max_text_bytes * 4 + 16_384:
-            return DeadLetter(rec, f"record too large: {len(rec.value)} bytes")
+            return DeadLetter(
+                rec,
+                f"record too large: {len(rec.value)} bytes "
+                f"(text is limited to {self.settings.max_text_bytes} bytes)",
+            )
         try:
             doc = orjson.loads(rec.value)
         except orjson.JSONDecodeError as exc:

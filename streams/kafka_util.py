@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from typing import Any
@@ -64,7 +65,12 @@ def consumer(settings: Settings, *topics: str, **kw: Any) -> KafkaConsumer:
 
 
 def topic_names(settings: Settings) -> list[str]:
-    return [settings.topic_raw, settings.topic_scored, settings.topic_deadletter, settings.topic_events]
+    return [
+        settings.topic_raw,
+        settings.topic_scored,
+        settings.topic_deadletter,
+        settings.topic_events,
+    ]
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
@@ -82,15 +88,18 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     try:
         existing = set(admin.list_topics())
         new = [
-            NewTopic(t, num_partitions=settings.partitions, replication_factor=settings.replication_factor)
+            NewTopic(
+                t,
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+            )
             for t in topic_names(settings)
             if t not in existing
         ]
         if new:
-            try:
+            # Another worker may win the race to create them.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new, timeout_ms=15_000)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
         return [t.name for t in new]
     finally:
         admin.close()

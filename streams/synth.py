@@ -99,6 +99,7 @@ def surge_stream(
         surging = b == surge_brand and surge_t0 <= t < surge_t1
         p_neg = surge_negative_share if surging else BASE_NEGATIVE_SHARE
         u = rng.random()
+        pool: tuple[str, ...]
         if u < p_neg:
             pool = NEGATIVE
         elif u < p_neg + (1 - p_neg) / 2:

@@ -10,8 +10,8 @@
 #   deploy/kafka/kafka.sh node-stop N | node-kill N | node-start N   one cluster node (1..3), for fault tests
 #   deploy/kafka/kafka.sh reset                 stop everything and delete the data directories
 #
-# Environment: KAFKA_PORT, KAFKA_CLUSTER_PORT, KAFKA_HOME_DIR (state root, default
-# <project>/.cache), KAFKA_HEAP (default 512m single / 384m per cluster node),
+# Environment: KAFKA_PORT, KAFKA_CLUSTER_PORT, KAFKA_HOME_DIR (data, logs and pid
+# files, default <project>/.cache), KAFKA_LIBS_ROOT (jar cache, default <project>/.cache), KAFKA_HEAP (default 512m single / 384m per cluster node),
 # KAFKA_START_TIMEOUT (seconds, default 90).
 # Every command is idempotent: start on a running broker says so and exits 0.
 set -euo pipefail
@@ -20,7 +20,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 project="$(cd "$here/../.." && pwd)"
 state="${KAFKA_HOME_DIR:-$project/.cache}"
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
-libs="$state/kafka/$version/libs"
+libs_root="${KAFKA_LIBS_ROOT:-$project/.cache}"
+libs="$libs_root/kafka/$version/libs"
 timeout_s="${KAFKA_START_TIMEOUT:-90}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
@@ -40,9 +41,9 @@ fetch() {
   rm -rf "$tmp"
   mkdir -p "$tmp"
   if ! mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" >"$state/kafka/fetch.log" 2>&1; then
+      -DincludeScope=runtime -DoutputDirectory="$tmp" >"$libs_root/kafka/fetch.log" 2>&1; then
     rm -rf "$tmp"
-    die "Maven could not resolve the broker artifacts; see $state/kafka/fetch.log"
+    die "Maven could not resolve the broker artifacts; see $libs_root/kafka/fetch.log"
   fi
   # kafka_2.13 drags in slf4j-api 1.7 as well; keep only the 2.x the log4j binding needs.
   find "$tmp" -name 'slf4j-api-1.*.jar' -delete
@@ -127,19 +128,37 @@ wait_ready() {
   done
 }
 
-stop_node() {
-  local dir="$1" sig="${2:-TERM}" pid
-  [[ -f "$dir/pid" ]] || return 0
-  pid="$(cat "$dir/pid")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "-$sig" "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 30))
+signal_node() {
+  local dir="$1" sig="$2"
+  [[ -f "$dir/pid" ]] && kill "-$sig" "$(cat "$dir/pid")" 2>/dev/null || true
+}
+
+# wait_stopped GRACE DIR...: wait for the nodes to exit, SIGKILL any left after GRACE seconds.
+wait_stopped() {
+  local grace="$1"; shift
+  local deadline=$((SECONDS + grace)) dir pid
+  for dir in "$@"; do
+    [[ -f "$dir/pid" ]] || continue
+    pid="$(cat "$dir/pid")"
     while kill -0 "$pid" 2>/dev/null; do
       if (( SECONDS > deadline )); then kill -KILL "$pid" 2>/dev/null || true; fi
       sleep 0.2
     done
-  fi
-  rm -f "$dir/pid"
+    rm -f "$dir/pid"
+  done
+}
+
+stop_node() {
+  signal_node "$1" "${2:-TERM}"
+  wait_stopped 30 "$1"
+}
+
+stop_cluster() {
+  # All nodes at once: one by one, the last controllers wait for a quorum that
+  # is already gone. 20 s covers a clean controlled shutdown here.
+  local n
+  for n in 1 2 3; do signal_node "$cluster_dir/node$n" TERM; done
+  wait_stopped 20 "$cluster_dir/node1" "$cluster_dir/node2" "$cluster_dir/node3"
 }
 
 node_status() {
@@ -204,7 +223,8 @@ case "$cmd" in
   cluster-start)
     parse_port "${KAFKA_CLUSTER_PORT:-19092}" "$@"
     fetch
-    echo "$port" >"$state/cluster.port" 2>/dev/null || { mkdir -p "$state"; echo "$port" >"$state/cluster.port"; }
+    mkdir -p "$state"
+    echo "$port" >"$state/cluster.port"
     voters="1@127.0.0.1:$((port + 1000)),2@127.0.0.1:$((port + 1001)),3@127.0.0.1:$((port + 1002))"
     cid="$(cluster_id "$cluster_dir")"
     for n in 1 2 3; do
@@ -214,7 +234,7 @@ case "$cmd" in
     for n in 1 2 3; do wait_ready "$cluster_dir/node$n" $((port + n - 1)); done
     say "cluster ready on 127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)) (logs: $cluster_dir/node*/logs)"
     ;;
-  cluster-stop) for n in 1 2 3; do stop_node "$cluster_dir/node$n"; done; say "cluster stopped" ;;
+  cluster-stop) stop_cluster; say "cluster stopped" ;;
   cluster-status)
     port="$(cat "$state/cluster.port" 2>/dev/null || echo "${KAFKA_CLUSTER_PORT:-19092}")"
     rc=0
@@ -234,7 +254,7 @@ case "$cmd" in
     say "node $n: $cmd done"
     ;;
   reset)
-    stop_node "$single_dir"; for n in 1 2 3; do stop_node "$cluster_dir/node$n"; done
+    stop_node "$single_dir"; stop_cluster
     rm -rf "$single_dir" "$cluster_dir" "$state/cluster.port"
     say "local broker state deleted"
     ;;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: set-up, lint, type-check, then the test suite against a
+# real local Kafka broker (started and stopped by the test session).
+# Extra arguments go to pytest, e.g. scripts/test.sh -k pipeline
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy"
+mypy
+echo "== pytest"
+exec python -m pytest --durations=15 "$@"

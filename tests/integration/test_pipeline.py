@@ -1,0 +1,71 @@
+"""End to end on the real broker: mentions.raw -> worker -> scored, dead letters, crisis events."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+import pytest
+
+from schemas import validator
+from streams.synth import surge_stream
+from tests.kafka_support import WorkerFactory
+from tests.malformed import malformed, mix
+
+pytestmark = pytest.mark.kafka
+
+BRANDS = ["acme", "globex", "initech", "umbrella", "hooli"]
+
+
+def test_surge_opens_exactly_one_crisis_and_malformed_records_are_dead_lettered(
+    workers: WorkerFactory,
+) -> None:
+    w = workers.start()
+    mentions = surge_stream(BRANDS, 10_000, surge_brand="initech", seed=11)
+    bad = malformed(100)
+    good_values = [orjson.dumps(m) for m in mentions]
+    values = mix(good_values, [v for _, v, _ in bad], seed=5)
+    keys = {v: k for k, v, _ in bad}
+    records = [(keys.get(v, b"") or orjson.loads(v)["brand"].encode(), v) for v in values]
+    workers.produce(workers.topic("raw"), records)
+
+    scored = workers.consume(workers.topic("scored"), until=10_000, timeout=240)
+    dead = workers.consume(workers.topic("deadletter"), until=100, timeout=60)
+    assert w.alive(), w.log_text()[-3000:]
+    # Every valid record counted once, per brand.
+    assert len(scored) == 10_000
+    want = Counter(m["brand"] for m in mentions)
+    got = Counter(orjson.loads(m.value)["brand"] for m in scored)
+    assert got == want
+    assert sorted(orjson.loads(m.value)["id"] for m in scored) == sorted(m["id"] for m in mentions)
+
+    # Every malformed record in the dead-letter topic, original bytes and a reason.
+    assert len(dead) == 100
+    expected = {v: reason for _, v, reason in bad}
+    for msg in dead:
+        h = {k: v.decode() for k, v in msg.headers}
+        assert msg.value in expected
+        assert expected[msg.value] in h["crisiswatch.error"], h
+        assert h["crisiswatch.stage"] == "ingest"
+        assert h["crisiswatch.source.topic"] == workers.topic("raw")
+        assert int(h["crisiswatch.source.partition"]) >= 0
+        assert int(h["crisiswatch.source.offset"]) >= 0
+    assert {m.value for m in dead} == set(expected)
+
+    # Crisis events: wait for the idle flush to close the last buckets.
+    events = [
+        orjson.loads(m.value) for m in workers.consume(workers.topic("events"), idle=8, timeout=60)
+    ]
+    for ev in events:
+        validator("crisis_event.v1").validate(ev)
+    opened = [e for e in events if e["status"] == "opened"]
+    assert [e["brand"] for e in opened] == ["initech"], events
+    assert {e["brand"] for e in events} == {"initech"}
+    assert {e["crisis_id"] for e in events} == {opened[0]["crisis_id"]}
+    assert events[-1]["status"] == "resolved"
+
+    # The detect stage counted every valid mention of every brand.
+    stats = w.get("/stats")
+    assert stats["brands"] == dict(want)
+    assert stats["counters"]["deadletter.ingest"] == 100
+    assert w.alive()

@@ -1,0 +1,161 @@
+"""Helpers for tests against the real broker: worker processes, topic I/O."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    web_port: int
+    log: Path
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as r:
+            return orjson.loads(r.read())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class WorkerFactory:
+    bootstrap: str
+    tmp: Path
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    workers: list[Worker] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        r = self.run
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CRISISWATCH_")},
+            "CRISISWATCH_KAFKA_BOOTSTRAP": self.bootstrap,
+            "CRISISWATCH_APP_ID": f"cw-test-{r}",
+            "CRISISWATCH_TOPIC_RAW": f"t{r}.mentions.raw",
+            "CRISISWATCH_TOPIC_SCORED": f"t{r}.mentions.scored",
+            "CRISISWATCH_TOPIC_DEADLETTER": f"t{r}.mentions.deadletter",
+            "CRISISWATCH_TOPIC_EVENTS": f"t{r}.crisis.events",
+            "CRISISWATCH_PARTITIONS": "4",
+            "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
+        }
+        env.update({f"CRISISWATCH_{k.upper()}": v for k, v in overrides.items()})
+        return env
+
+    def topic(self, name: str) -> str:
+        return self.env()[f"CRISISWATCH_TOPIC_{name.upper()}"]
+
+    def start(self, ready_timeout: float = 90, **overrides: str) -> Worker:
+        port = free_port()
+        n = len(self.workers)
+        log = self.tmp / f"worker{n}.log"
+        env = self.env(web_port=str(port), data_dir=str(self.tmp / f"worker{n}"), **overrides)
+        with log.open("wb") as f:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                env=env,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=PROJECT,
+            )
+        w = Worker(proc, port, log)
+        self.workers.append(w)
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if not w.alive():
+                raise RuntimeError(f"worker exited during start:\n{w.log_text()[-3000:]}")
+            try:
+                if w.get("/ready").get("ready"):
+                    return w
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready in {ready_timeout}s:\n{w.log_text()[-3000:]}")
+            time.sleep(0.3)
+
+    def stop_all(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+    def produce(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        prod = KafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            linger_ms=10,
+            max_request_size=8 * 1024 * 1024,
+        )
+        try:
+            for key, value in records:
+                prod.send(topic, key=key, value=value)
+            prod.flush()
+        finally:
+            prod.close()
+
+    def consume(
+        self, topic: str, *, until: int | None = None, idle: float = 5.0, timeout: float = 120.0
+    ) -> list[Any]:
+        """Read a topic from the beginning until ``until`` records or ``idle`` seconds with nothing new."""
+        cons = KafkaConsumer(
+            topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=500,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        out: list[Any] = []
+        t0 = last = time.monotonic()
+        try:
+            while time.monotonic() - t0 < timeout:
+                for msg in cons:
+                    out.append(msg)
+                    last = time.monotonic()
+                    if until is not None and len(out) >= until:
+                        return out
+                if until is None and time.monotonic() - last > idle:
+                    return out
+        finally:
+            cons.close()
+        return out

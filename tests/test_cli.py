@@ -1,0 +1,63 @@
+"""Errors a user can cause print one clear line and exit non-zero."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CRISISWATCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def one_line_error(p: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert lines[0].startswith("crisiswatch: error: ")
+    return lines[0]
+
+
+def test_help_lists_the_commands() -> None:
+    p = run("--help")
+    assert p.returncode == 0
+    for cmd in ("worker", "replay", "tail", "broker", "demo", "topics"):
+        assert cmd in p.stdout
+
+
+def test_unreachable_broker(tmp_path: Path) -> None:
+    f = tmp_path / "m.jsonl"
+    f.write_text('{"id": "1"}\n')
+    p = run("replay", str(f), CRISISWATCH_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    assert p.returncode == 3
+    assert "not reachable" in one_line_error(p)
+
+
+def test_missing_file() -> None:
+    p = run("replay", "/no/such/file.jsonl", CRISISWATCH_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    assert p.returncode == 4
+    assert "no such file" in one_line_error(p)
+
+
+@pytest.mark.parametrize("cmd", [["worker"], ["tail"], ["topics"]])
+def test_bad_settings(cmd: list[str]) -> None:
+    p = run(*cmd, CRISISWATCH_PARTITIONS="many")
+    assert p.returncode == 2
+    assert "CRISISWATCH_PARTITIONS" in one_line_error(p)
+
+
+def test_no_kafka_configured() -> None:
+    p = run("tail")
+    assert p.returncode == 2
+    assert "CRISISWATCH_KAFKA_BOOTSTRAP" in one_line_error(p)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from schemas import validator
+from streams.detect import DetectEngine, crisis_id
+from streams.ingest import Ingestor, RawRecord
+from streams.sentiment import load_scorer
+from streams.settings import Settings
+from streams.synth import surge_stream
+
+BRANDS = ["acme", "globex", "initech", "umbrella"]
+
+
+@pytest.fixture(scope="module")
+def ingestor() -> Ingestor:
+    return Ingestor(Settings(), load_scorer("vader"))
+
+
+def scored(ingestor: Ingestor, mentions: list[dict]) -> list[dict]:
+    res = ingestor.process([RawRecord(None, orjson.dumps(m)) for m in mentions])
+    assert not res.dead
+    return [r.value for r in res.scored]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_surge_gives_one_crisis_for_that_brand_only(ingestor: Ingestor, seed: int) -> None:
+    docs = scored(ingestor, surge_stream(BRANDS, 10_000, surge_brand="globex", seed=seed))
+    eng = DetectEngine(Settings())
+    events = eng.add(docs).events + eng.flush()
+    assert [e["status"] for e in events if e["status"] == "opened"] == ["opened"]
+    assert {e["brand"] for e in events} == {"globex"}
+    assert events[-1]["status"] == "resolved"
+    assert len({e["crisis_id"] for e in events}) == 1
+    for e in events:
+        validator("crisis_event.v1").validate(e)
+    # Opened inside the surge (60% of 6 h = 03:36, 30 min long), not before it.
+    assert "2026-01-01T03:30:00Z" <= events[0]["window_start"] <= "2026-01-01T04:00:00Z"
+
+
+def test_no_surge_no_crisis(ingestor: Ingestor) -> None:
+    docs = scored(ingestor, surge_stream(BRANDS, 10_000, surge_brand=None, seed=3))
+    eng = DetectEngine(Settings())
+    assert eng.add(docs).events + eng.flush() == []
+
+
+def test_batching_does_not_change_the_events(ingestor: Ingestor) -> None:
+    docs = scored(ingestor, surge_stream(BRANDS, 6_000, surge_brand="acme", seed=4))
+    one = DetectEngine(Settings())
+    whole = one.add(docs).events + one.flush()
+    many = DetectEngine(Settings())
+    parts = []
+    for i in range(0, len(docs), 137):
+        parts += many.add(docs[i : i + 137]).events
+    parts += many.flush()
+    assert parts == whole and whole
+
+
+def test_late_records_are_returned_not_counted() -> None:
+    eng = DetectEngine(Settings(bucket_seconds=60, allowed_lateness_seconds=0))
+    doc = {"id": "1", "brand": "a", "text": "t", "sentiment": 0.1, "sentiment_label": "positive"}
+    eng.add([dict(doc, event_time=10.0), dict(doc, event_time=200.0)])
+    res = eng.add([dict(doc, id="late", event_time=30.0)])
+    assert [d["id"] for d in res.late] == ["late"]
+    assert eng.totals["a"] == 2
+
+
+def test_crisis_id_is_deterministic() -> None:
+    assert crisis_id("acme", "negativity_surge", 42) == crisis_id("acme", "negativity_surge", 42)
+    assert crisis_id("acme", "negativity_surge", 42) != crisis_id("acme", "negativity_surge", 43)
