@@ -50,7 +50,73 @@ TOP_AUTHORS = 5
 
 _WORD = re.compile(r"[a-z][a-z'’]{2,}")
 _STOP = frozenset(
-    ["the", "and", "for", "you", "your", "with", "this", "that", "was", "are", "have", "has", "not", "but", "they", "them", "their", "our", "from", "what", "when", "just", "all", "can", "its", "it's", "get", "got", "out", "about", "would", "will", "been", "were", "there", "here", "who", "how", "why", "one", "very", "really", "more", "than", "then", "also", "too", "any", "much", "some", "even", "now", "ever", "still", "only", "into", "over", "after", "again", "dont", "don't", "im", "i'm", "ive", "i've"]
+    [
+        "the",
+        "and",
+        "for",
+        "you",
+        "your",
+        "with",
+        "this",
+        "that",
+        "was",
+        "are",
+        "have",
+        "has",
+        "not",
+        "but",
+        "they",
+        "them",
+        "their",
+        "our",
+        "from",
+        "what",
+        "when",
+        "just",
+        "all",
+        "can",
+        "its",
+        "it's",
+        "get",
+        "got",
+        "out",
+        "about",
+        "would",
+        "will",
+        "been",
+        "were",
+        "there",
+        "here",
+        "who",
+        "how",
+        "why",
+        "one",
+        "very",
+        "really",
+        "more",
+        "than",
+        "then",
+        "also",
+        "too",
+        "any",
+        "much",
+        "some",
+        "even",
+        "now",
+        "ever",
+        "still",
+        "only",
+        "into",
+        "over",
+        "after",
+        "again",
+        "dont",
+        "don't",
+        "im",
+        "i'm",
+        "ive",
+        "i've",
+    ]
 )
 
 
@@ -117,6 +183,27 @@ class Evidence:
             self.authors = Counter(dict(self.authors.most_common(500)))
             self.reach = {a: self.reach[a] for a in self.authors if a in self.reach}
 
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "examples": [list(e) for e in self.examples],
+            "terms": dict(self.terms),
+            "authors": dict(self.authors),
+            "reach": self.reach,
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_state(cls, st: dict[str, Any]) -> Evidence:
+        ev = cls(
+            examples=[(float(w), int(q), e) for w, q, e in st["examples"]],
+            terms=Counter(st["terms"]),
+            authors=Counter(st["authors"]),
+            reach=dict(st["reach"]),
+            seq=int(st["seq"]),
+        )
+        heapq.heapify(ev.examples)
+        return ev
+
     def to_json(self, brand: str = "") -> dict[str, Any]:
         # The brand's own name is in nearly every mention: not a distinguishing term.
         own = set(_WORD.findall(brand.lower()))
@@ -153,6 +240,24 @@ class Bucket:
                 new[: len(old)] = old
                 setattr(self, name, new)
 
+    def to_state(self, n: int) -> dict[str, Any]:
+        self.ensure(n)
+        return {
+            "count": self.count[:n],
+            "scored": self.scored[:n],
+            "negative": self.negative[:n],
+            "sentiment_sum": self.sentiment_sum[:n],
+            "evidence": {str(i): e.to_state() for i, e in self.evidence.items()},
+        }
+
+    @classmethod
+    def from_state(cls, st: dict[str, Any]) -> Bucket:
+        b = cls(len(st["count"]))
+        for name in ("count", "scored", "negative", "sentiment_sum"):
+            getattr(b, name)[:] = np.asarray(st[name], dtype=np.float64)
+        b.evidence = {int(i): Evidence.from_state(e) for i, e in st["evidence"].items()}
+        return b
+
     def stats(self, n: int) -> BucketStats:
         self.ensure(n)
         return BucketStats(
@@ -176,6 +281,7 @@ class OpenCrisis:
 class AddResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     late: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
 
 
 class DetectEngine:
@@ -202,6 +308,90 @@ class DetectEngine:
         self.base_negshare = np.zeros(0)
         self.base_sentiment = np.zeros(0)
         self.base_seen = np.zeros(0)
+        # Mention ids per bucket, kept for ``dedupe_buckets`` buckets after the
+        # bucket closes: a duplicate always falls in its original's bucket.
+        self.seen: dict[int, set[str]] = {}
+
+    # -- checkpoints ---------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this engine is (JSON-able with numpy)."""
+        n = len(self.brands)
+        self._ensure_baselines(n)
+        det = self.detector.to_state()
+        return {
+            "version": 1,
+            "bucket_seconds": self.width,
+            "brands": self.brands,
+            "totals": dict(self.totals),
+            "buckets": {str(b): bk.to_state(n) for b, bk in self.buckets.items()},
+            "next_close": self.next_close,
+            "max_event_time": self.max_event_time if self.max_event_time > -math.inf else None,
+            "open": {
+                str(i): {
+                    "crisis_id": c.crisis_id,
+                    "kind": c.kind,
+                    "opened_bucket": c.opened_bucket,
+                    "severity": c.severity,
+                    "peak": c.peak,
+                    "quiet": c.quiet,
+                    "buckets": c.buckets,
+                    "evidence": c.evidence.to_state(),
+                }
+                for i, c in self.open.items()
+            },
+            "cooldown": {str(i): b for i, b in self.cooldown.items()},
+            "base": {
+                name: getattr(self, f"base_{name}")[:n]
+                for name in ("volume", "negshare", "sentiment", "seen")
+            },
+            "seen": {str(b): sorted(ids) for b, ids in self.seen.items()},
+            "detector": {k: v for k, v in det.items() if not k.startswith("__")},
+            "detector_name": det["__detector__"],
+            "detector_params": det["__params__"],
+        }
+
+    @classmethod
+    def from_state(cls, settings: Settings, st: dict[str, Any]) -> DetectEngine:
+        if st.get("version") != 1:
+            raise ValueError(f"unsupported detect-engine state version {st.get('version')!r}")
+        if st["bucket_seconds"] != settings.bucket_seconds:
+            raise ValueError(
+                f"checkpoint uses {st['bucket_seconds']}s buckets but CRISISWATCH_BUCKET_SECONDS="
+                f"{settings.bucket_seconds}; keep the setting or start from an empty state"
+            )
+        det_state = {
+            **{k: np.asarray(v, dtype=np.float64) for k, v in st["detector"].items()},
+            "__detector__": st["detector_name"],
+            "__params__": st["detector_params"],
+        }
+        det_cls = type(make_detector(st["detector_name"], **st["detector_params"]))
+        eng = cls(settings, det_cls.from_state(det_state))
+        eng.brands = list(st["brands"])
+        eng.index = {b: i for i, b in enumerate(eng.brands)}
+        eng.totals = Counter(st["totals"])
+        eng.buckets = {int(b): Bucket.from_state(bk) for b, bk in st["buckets"].items()}
+        eng.next_close = st["next_close"]
+        eng.max_event_time = -math.inf if st["max_event_time"] is None else st["max_event_time"]
+        eng.open = {
+            int(i): OpenCrisis(
+                c["crisis_id"],
+                c["kind"],
+                c["opened_bucket"],
+                c["severity"],
+                c["peak"],
+                c["quiet"],
+                c["buckets"],
+                Evidence.from_state(c["evidence"]),
+            )
+            for i, c in st["open"].items()
+        }
+        eng.cooldown = {int(i): b for i, b in st["cooldown"].items()}
+        n = len(eng.brands)
+        eng._ensure_baselines(n)
+        for name, arr in st["base"].items():
+            getattr(eng, f"base_{name}")[:n] = np.asarray(arr, dtype=np.float64)
+        eng.seen = {int(b): set(ids) for b, ids in st["seen"].items()}
+        return eng
 
     # -- input -------------------------------------------------------------
     def _brand(self, brand: str) -> int:
@@ -220,9 +410,19 @@ class DetectEngine:
             b = int(t // w)
             if self.next_close is None:
                 self.next_close = b
+            seen = self.seen.get(b)
+            mid = doc.get("id")
+            if seen is not None and mid in seen:
+                # The same mention again (a producer retry, or a replay after a
+                # crash): counted once only.
+                res.duplicates += 1
+                continue
             if b < self.next_close:
                 res.late.append(doc)
                 continue
+            if seen is None:
+                seen = self.seen[b] = set()
+            seen.add(mid)
             i = self._brand(doc["brand"])
             bucket = self.buckets.get(b)
             if bucket is None:
@@ -256,6 +456,15 @@ class DetectEngine:
             return []
         return self._close_until(max(self.buckets) + 1)
 
+    # -- read-only views (metrics) -------------------------------------------
+    def open_crises_by_kind_severity(self) -> Counter[tuple[str, str]]:
+        """Open crises counted by (kind, severity name)."""
+        return Counter((c.kind, SEVERITIES[c.severity]) for c in self.open.values())
+
+    def open_crisis_brands(self) -> Counter[str]:
+        """Open crises counted by brand."""
+        return Counter(self.brands[i] for i in self.open)
+
     # -- bucket close ------------------------------------------------------
     def _close_until(self, end_bucket: int) -> list[dict[str, Any]]:
         """Close buckets [next_close, end_bucket)."""
@@ -267,11 +476,14 @@ class DetectEngine:
             # bucket by bucket; detectors simply see a gap.
             first_data = min(self.buckets, default=end_bucket)
             self.next_close = max(self.next_close, min(first_data, end_bucket - 1))
+            horizon = self.next_close - self.s.dedupe_buckets
+            self.seen = {k: v for k, v in self.seen.items() if k >= horizon}
         while self.next_close < end_bucket:
             b = self.next_close
             bucket = self.buckets.pop(b, None)
             events.extend(self._close(b, bucket))
             self.next_close = b + 1
+            self.seen.pop(b - self.s.dedupe_buckets, None)
         return events
 
     def _close(self, b: int, bucket: Bucket | None) -> list[dict[str, Any]]:

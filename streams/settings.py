@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535)
     data_dir: str = ".cache/worker"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # "json": one JSON object per line (for log shippers); secrets are redacted in both.
+    log_format: Literal["text", "json"] = "text"
+
+    # Metrics (/metrics on the web port). Brand labels are opt-in and capped:
+    # every brand is a series in Prometheus.
+    metrics_brand_labels: bool = False
+    metrics_brand_limit: int = Field(default=200, ge=1, le=10_000)
+    # Faust's own Prometheus sensor (rebalances, commit and send latency) as
+    # crisiswatch_faust_*; it adds a little per-event overhead.
+    metrics_faust_sensor: bool = False
+    # How often lag and state gauges are refreshed.
+    metrics_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    # A known brand with no new mention for this long counts as silent.
+    brand_silence_seconds: float = Field(default=900.0, gt=0)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_seconds: float = Field(default=0.2, gt=0, le=60)
 
@@ -71,6 +85,32 @@ class Settings(BaseSettings):
     # (processing-time fallback so a quiet feed still reports).
     idle_flush_seconds: float = Field(default=5.0, gt=0)
     max_text_bytes: int = Field(default=65_536, ge=1)
+    # Duplicate mention ids are dropped while their bucket is open and for this
+    # many buckets after it closes (1 hour at the default 5-minute buckets).
+    dedupe_buckets: int = Field(default=12, ge=0, le=10_000)
+
+    # Responders (`crisiswatch respond`). Secrets are repr=False so they never
+    # show up in a logged or printed Settings; URLs that carry a token (Slack's)
+    # are secrets too.
+    responder_group: str = "crisiswatch-responders"
+    topic_responder_deadletter: str = "crisis.events.deadletter"
+    # Static group membership (group.instance.id): a restarted responder with
+    # the same id takes its partitions back at once instead of waiting out the
+    # session timeout. Empty = dynamic membership.
+    responder_instance_id: str = ""
+    responder_session_timeout_ms: int = Field(default=45_000, ge=6_000, le=1_800_000)
+    responder_max_attempts: int = Field(default=5, ge=1, le=50)
+    responder_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    responder_backoff_max_seconds: float = Field(default=30.0, ge=0, le=600)
+    responder_http_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Link put into Alertmanager's externalURL/generatorURL and PagerDuty's client_url.
+    responder_external_url: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = Field(default="", repr=False)
+    slack_webhook_url: str = Field(default="", repr=False)
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_routing_key: str = Field(default="", repr=False)
+    alertmanager_url: str = ""
 
     @field_validator("kafka_bootstrap")
     @classmethod

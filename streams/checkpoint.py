@@ -1,0 +1,38 @@
+"""Serialising detect-engine checkpoints: compact, versioned, no pickle.
+
+A checkpoint is the engine state plus the offset of the last record of the
+source partition it includes. Encoded as zlib-compressed JSON (numpy arrays
+as lists), so it is portable across versions of numpy and Python and safe to
+load from a topic anyone can write to.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+
+from .detect import DetectEngine
+from .settings import Settings
+
+MAGIC = b"CWCK1"
+
+
+def encode(engine: DetectEngine, offset: int) -> bytes:
+    body = orjson.dumps(
+        {"offset": offset, "engine": engine.to_state()},
+        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+    )
+    return MAGIC + zlib.compress(body, 3)
+
+
+def decode(settings: Settings, blob: bytes) -> tuple[DetectEngine, int]:
+    """Return (engine, offset); raise ValueError with a reason for anything unusable."""
+    if not blob.startswith(MAGIC):
+        raise ValueError("not a crisiswatch checkpoint (bad magic)")
+    try:
+        doc: dict[str, Any] = orjson.loads(zlib.decompress(blob[len(MAGIC) :]))
+    except (zlib.error, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"corrupt checkpoint: {exc}") from exc
+    return DetectEngine.from_state(settings, doc["engine"]), int(doc["offset"])
