@@ -411,7 +411,7 @@ class DetectEngine:
             if self.next_close is None:
                 self.next_close = b
             seen = self.seen.get(b)
-            mid = doc.get("id")
+            mid = str(doc["id"])
             if seen is not None and mid in seen:
                 # The same mention again (a producer retry, or a replay after a
                 # crash): counted once only.
