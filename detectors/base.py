@@ -9,6 +9,10 @@ partition) and scores one event-time bucket of *all* its brands per call:
   detector); 0 during warm-up and for buckets without data.
 - ``run(stats) -> scores``: a whole history; ``stats`` arrays have shape
   (T, n); returns (T, n). Equal to calling ``update`` T times.
+- Both take an optional bucket start time (``timestamp``, seconds since the
+  Unix epoch, UTC; ``timestamps`` of shape (T,) for ``run``). Detectors with
+  a time-of-day profile use it; without it they advance their own clock by
+  one bucket per call. Detectors that do not need it ignore it.
 - ``to_state()`` / ``from_state(state)``: plain dict of numpy arrays and
   numbers, for checkpoints; a round trip changes no future score.
 
@@ -35,7 +39,7 @@ class BucketStats(NamedTuple):
     sentiment scores of the scored mentions.
     """
 
-    count: FloatArray
+    count: FloatArray  # type: ignore[assignment]  # shadows tuple.count; kept for the API
     scored: FloatArray
     negative: FloatArray
     sentiment_sum: FloatArray
@@ -65,6 +69,8 @@ class Detector(ABC):
     name: ClassVar[str]
     #: Names of the state arrays (one row per brand); scalars go in ``params``.
     state_fields: ClassVar[tuple[str, ...]]
+    #: Names of scalar state attributes shared by all brands (e.g. a clock).
+    scalar_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.n = 0
@@ -74,13 +80,17 @@ class Detector(ABC):
     def params(self) -> dict[str, Any]: ...
 
     @abstractmethod
-    def update(self, stats: BucketStats) -> FloatArray: ...
+    def update(self, stats: BucketStats, timestamp: float | None = None) -> FloatArray: ...
 
-    def run(self, stats: BucketStats) -> FloatArray:
+    def run(self, stats: BucketStats, timestamps: npt.ArrayLike | None = None) -> FloatArray:
         stats = stats.check(2)
+        T = stats.count.shape[0]
+        ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+        if ts is not None and ts.shape != (T,):
+            raise ValueError(f"timestamps must have shape ({T},), got {ts.shape}")
         out = np.zeros(stats.count.shape, dtype=np.float64)
-        for t in range(stats.count.shape[0]):
-            out[t] = self.update(stats.row(t))
+        for t in range(T):
+            out[t] = self.update(stats.row(t), None if ts is None else float(ts[t]))
         return out
 
     def ensure_rows(self, n: int) -> None:
@@ -96,17 +106,25 @@ class Detector(ABC):
         state: dict[str, Any] = {f: getattr(self, f)[: self.n].copy() for f in self.state_fields}
         state["__detector__"] = self.name
         state["__params__"] = dict(self.params)
+        if self.scalar_fields:
+            state["__scalars__"] = {f: getattr(self, f) for f in self.scalar_fields}
         return state
 
     @classmethod
     def from_state(cls: type[D], state: dict[str, Any]) -> D:
         if state.get("__detector__") != cls.name:
-            raise ValueError(f"state is for detector {state.get('__detector__')!r}, not {cls.name!r}")
+            raise ValueError(
+                f"state is for detector {state.get('__detector__')!r}, not {cls.name!r}"
+            )
         det = cls(**state["__params__"])
         n = len(state[cls.state_fields[0]])
         det.ensure_rows(n)
         for f in cls.state_fields:
             getattr(det, f)[:n] = state[f]
+        for f, v in state.get("__scalars__", {}).items():
+            if f not in cls.scalar_fields:
+                raise ValueError(f"unknown scalar state {f!r} for detector {cls.name!r}")
+            setattr(det, f, v)
         return det
 
 
@@ -132,10 +150,13 @@ def make_detector(name: str, **params: Any) -> Detector:
 
 
 def grow(a: FloatArray, n: int, fill: float) -> FloatArray:
-    """Return ``a`` with capacity >= n (amortised doubling), new rows = fill."""
+    """Return ``a`` with capacity >= n rows (amortised doubling), new rows = fill.
+
+    Works for per-brand vectors (n,) and per-brand tables (n, k).
+    """
     if len(a) >= n:
         return a
     cap = max(n, 2 * len(a), 16)
-    out = np.full(cap, fill, dtype=a.dtype)
+    out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)
     out[: len(a)] = a
     return out

@@ -36,6 +36,7 @@ Pure numpy and the standard library, so tests and the CLI share it.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -127,9 +128,9 @@ def _prepare(f: FileScores) -> _Prepared:
     if np.isnan(scores).any():
         raise ValueError(f"{f.name}: anomaly scores contain NaN")
     wins = sorted((int(a), int(b)) for a, b in f.windows)
-    for (a, b), (c, _) in zip(wins, wins[1:], strict=False):
+    for (a, b), (c, e) in itertools.pairwise(wins):
         if c <= b:
-            raise ValueError(f"{f.name}: windows overlap: {(a, b)} and {(c, _)}")
+            raise ValueError(f"{f.name}: windows overlap: {(a, b)} and {(c, e)}")
     for a, b in wins:
         if not 0 <= a <= b < n:
             raise ValueError(f"{f.name}: window rows {(a, b)} outside 0..{n - 1}")
@@ -198,7 +199,10 @@ def score_corpus(files: Sequence[FileScores], threshold: float) -> CorpusResult:
     norm: dict[str, float] = {}
     per_file: list[FileResult] = []
     for profile in PROFILES:
-        results = [_file_result(p, f.name, threshold, profile) for p, f in zip(prepared, files)]
+        results = [
+            _file_result(p, f.name, threshold, profile)
+            for p, f in zip(prepared, files, strict=True)
+        ]
         raw[profile] = sum(r.score for r in results)
         norm[profile] = _normalise(raw[profile], n_windows, profile)
         if profile == "standard":
@@ -306,7 +310,9 @@ def load_windows(path: str | Path) -> dict[str, list[tuple[str, str]]]:
     return {str(k): [(str(a), str(b)) for a, b in v] for k, v in data.items()}
 
 
-def window_rows(timestamps: Iterable[str], windows: Sequence[tuple[str, str]]) -> list[tuple[int, int]]:
+def window_rows(
+    timestamps: Iterable[str], windows: Sequence[tuple[str, str]]
+) -> list[tuple[int, int]]:
     """Map timestamp windows to inclusive row ranges (rows whose time is inside)."""
     t = np.array([parse_timestamp(x).timestamp() for x in timestamps])
     out: list[tuple[int, int]] = []
@@ -318,7 +324,9 @@ def window_rows(timestamps: Iterable[str], windows: Sequence[tuple[str, str]]) -
     return out
 
 
-def match_windows(name: str, windows: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str]] | None:
+def match_windows(
+    name: str, windows: dict[str, list[tuple[str, str]]]
+) -> list[tuple[str, str]] | None:
     """Windows for a results file: exact key, else the key with the same file name."""
     if name in windows:
         return windows[name]

@@ -59,6 +59,46 @@ def signed_root_deviance(k: float, n: float, p: float) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
+def negshare_step_z(
+    n: float,
+    k: float,
+    p_base: float,
+    weight: float,
+    buckets: float,
+    alpha: float,
+    prior: float,
+    prior_weight: float,
+    min_buckets: float,
+) -> tuple[float, float, float, float, float]:
+    """One brand, one bucket: returns (score, z, p_base, weight, buckets).
+
+    ``z`` is the signed root deviance of the negative count (NaN for a gap or
+    during warm-up); ``score = Phi(z)``.
+    """
+    if not (n > 0.0) or k != k:  # gap or NaN: no evidence, no state change
+        return 0.0, math.nan, p_base, weight, buckets
+    # Shrink the young baseline towards the prior share.
+    p0 = (p_base * weight + prior * prior_weight) / (weight + prior_weight)
+    p0 = min(max(p0, 0.01), 0.99)
+    z = signed_root_deviance(k - 0.5, n, p0)
+    score = 0.0
+    if buckets >= min_buckets:
+        score = 0.5 * (1.0 + math.erf(z / _SQRT2))
+    else:
+        z = math.nan
+    share = k / n
+    cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) / n)
+    if share > cap:
+        share = cap
+    # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
+    # up to a full alpha step at 30 mentions.
+    a = alpha * min(1.0, n / 30.0)
+    p_base = share if weight == 0.0 else (1.0 - a) * p_base + a * share
+    weight = min(weight + n, 1e6)
+    return score, z, p_base, weight, buckets + 1.0
+
+
+@numba.njit(nogil=True, cache=True)
 def negshare_step(
     n: float,
     k: float,
@@ -71,28 +111,10 @@ def negshare_step(
     min_buckets: float,
 ) -> tuple[float, float, float, float]:
     """One brand, one bucket: returns (score, p_base, weight, buckets)."""
-    if not (n > 0.0) or k != k:  # gap or NaN: no evidence, no state change
-        return 0.0, p_base, weight, buckets
-    # Shrink the young baseline towards the prior share.
-    p0 = (p_base * weight + prior * prior_weight) / (weight + prior_weight)
-    p0 = min(max(p0, 0.01), 0.99)
-    z = signed_root_deviance(k - 0.5, n, p0)
-    score = 0.0
-    if buckets >= min_buckets:
-        score = 0.5 * (1.0 + math.erf(z / _SQRT2))
-    share = k / n
-    cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) / n)
-    if share > cap:
-        share = cap
-    # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
-    # up to a full alpha step at 30 mentions.
-    a = alpha * min(1.0, n / 30.0)
-    if weight == 0.0:
-        p_base = share
-    else:
-        p_base = (1.0 - a) * p_base + a * share
-    weight = min(weight + n, 1e6)
-    return score, p_base, weight, buckets + 1.0
+    score, _, p_base, weight, buckets = negshare_step_z(
+        n, k, p_base, weight, buckets, alpha, prior, prior_weight, min_buckets
+    )
+    return score, p_base, weight, buckets
 
 
 @numba.njit(nogil=True, cache=True)
@@ -107,10 +129,19 @@ def negshare_update(
     prior_weight: float,
     min_buckets: float,
     out: FloatArray,
+    out_z: FloatArray,
 ) -> None:
     for i in range(count.shape[0]):
-        out[i], p_base[i], weight[i], buckets[i] = negshare_step(
-            count[i], negative[i], p_base[i], weight[i], buckets[i], alpha, prior, prior_weight, min_buckets
+        out[i], out_z[i], p_base[i], weight[i], buckets[i] = negshare_step_z(
+            count[i],
+            negative[i],
+            p_base[i],
+            weight[i],
+            buckets[i],
+            alpha,
+            prior,
+            prior_weight,
+            min_buckets,
         )
 
 
@@ -157,11 +188,16 @@ class NegativeShareDetector(Detector):
         self.weight = grow(self.weight, n, 0.0)
         self.buckets = grow(self.buckets, n, 0.0)
 
-    def update(self, stats: BucketStats) -> FloatArray:
+    def update(self, stats: BucketStats, timestamp: float | None = None) -> FloatArray:
+        return self.update_z(stats)[0]
+
+    def update_z(self, stats: BucketStats) -> tuple[FloatArray, FloatArray]:
+        """Like ``update``, also returning z (NaN for gaps and warm-up)."""
         stats = stats.check(1)
         n = stats.count.shape[0]
         self.ensure_rows(n)
         out = np.zeros(n, dtype=np.float64)
+        z = np.zeros(n, dtype=np.float64)
         negshare_update(
             stats.scored,
             stats.negative,
@@ -173,5 +209,6 @@ class NegativeShareDetector(Detector):
             self.prior_weight,
             float(self.min_buckets),
             out,
+            z,
         )
-        return out
+        return out, z

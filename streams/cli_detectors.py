@@ -1,0 +1,167 @@
+"""``crisiswatch detect-series``, ``evaluate`` and ``bench-detectors``.
+
+Thin wrappers: parsing, files and progress bars here; the computation is in
+:mod:`detectors.series`, :mod:`detectors.nab` and :mod:`detectors.bench`.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from .errors import ConfigError, InputFileError
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw.strip()
+    return out
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(path.rglob("*.csv"))
+        if not files:
+            raise InputFileError(f"{path}: no .csv files found")
+        return files
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file or directory")
+    return [path]
+
+
+@click.command("detect-series")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a VolumeDetector default (repeatable), e.g. -p smooth_hours=6.",
+)
+def detect_series_cmd(src: Path, dst: Path, params: tuple[str, ...]) -> None:
+    """Score SRC (timestamp,value per bucket) into DST (timestamp,value,anomaly_score).
+
+    Causal, row for row, with the shipped defaults unless overridden. SRC may
+    be a directory: every .csv below it is scored into the same relative path
+    under DST (a directory).
+    """
+    from detectors.series import detect_series, read_counts
+
+    overrides = _parse_params(params)
+    files = _inputs(src)
+    pairs = [(f, dst / f.relative_to(src)) for f in files] if src.is_dir() else [(files[0], dst)]
+    for inp, out in tqdm(pairs, desc="detect-series", unit="file", disable=len(pairs) < 2):
+        try:
+            ts, texts, values = read_counts(inp)
+            scores = detect_series(ts, values, overrides)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputFileError(f"{inp}: {exc}") from exc
+        except TypeError as exc:
+            raise ConfigError(f"bad --param: {exc}") from exc
+        except ValueError as exc:
+            msg = str(exc)
+            raise (
+                InputFileError(msg) if str(inp) in msg or "timestamp" in msg else ConfigError(msg)
+            ) from exc
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(["timestamp", "value", "anomaly_score"])
+            for t, v, s in zip(ts, texts, scores.tolist(), strict=True):
+                w.writerow([t, v, f"{s:.6f}"])
+    if len(pairs) > 1:
+        click.echo(f"scored {len(pairs)} files into {dst}")
+
+
+@click.command("evaluate")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--windows",
+    "-w",
+    "windows_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help='NAB windows file: {"dir/file.csv": [[start, end], ...]}.',
+)
+@click.option(
+    "--threshold",
+    "-t",
+    type=float,
+    default=None,
+    help="Detection threshold (score >= threshold); default: the shipped one.",
+)
+def evaluate_cmd(results: tuple[Path, ...], windows_path: Path, threshold: float | None) -> None:
+    """NAB-score detect-series outputs (files or directories) against labelled windows.
+
+    Prints normalised standard / low-FP / low-FN scores at the threshold and at
+    the best corpus-wide threshold, and per-file TP/FP/FN.
+    """
+    from detectors import nab
+    from detectors.series import DEFAULT_THRESHOLD, evaluate_files, format_evaluation
+
+    thr = DEFAULT_THRESHOLD if threshold is None else threshold
+    if not 0.0 <= thr <= 1.0:
+        raise ConfigError(f"--threshold must be in [0, 1], got {thr}")
+    try:
+        windows = nab.load_windows(windows_path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputFileError(f"{windows_path}: cannot read windows: {exc}") from exc
+    files = [f for r in results for f in _inputs(r)]
+    with tqdm(total=len(files), desc="evaluate", unit="file", disable=len(files) < 2) as bar:
+        try:
+            ev = evaluate_files(files, windows, thr, progress=lambda _: bar.update())
+        except (OSError, ValueError) as exc:
+            raise InputFileError(str(exc)) from exc
+    click.echo(format_evaluation(ev))
+
+
+@click.command("bench-detectors")
+@click.option(
+    "--points", type=int, default=10_000_000, show_default=True, help="Points per kernel run."
+)
+@click.option(
+    "--brands", type=int, default=100_000, show_default=True, help="Brands per bucket update."
+)
+@click.option(
+    "--repeats", type=int, default=5, show_default=True, help="Timed runs (median reported)."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("docs/benchmarks.md"),
+    show_default=True,
+    help="Markdown file whose detectors section is replaced.",
+)
+def bench_detectors_cmd(points: int, brands: int, repeats: int, output: Path) -> None:
+    """Benchmark detector kernels and bucket updates; record them in OUTPUT."""
+    from detectors import bench
+
+    if points < 1000 or brands < 1 or repeats < 1:
+        raise ConfigError("--points must be >= 1000, --brands and --repeats >= 1")
+    with tqdm(total=1, desc="bench-detectors", unit="suite") as bar:
+        r = bench.run_benchmarks(points=points, brands=brands, repeats=repeats)
+        bar.update()
+    body = bench.format_markdown(r)
+    try:
+        bench.write_section(output, body)
+    except OSError as exc:
+        raise InputFileError(f"{output}: {exc}") from exc
+    click.echo(body)
+    click.echo(f"written to {output}")
+
+
+COMMANDS: list[click.Command] = [detect_series_cmd, evaluate_cmd, bench_detectors_cmd]
