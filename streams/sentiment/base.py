@@ -48,12 +48,9 @@ def register(name: str) -> Callable[[Callable[[], SentimentScorer]], Callable[[]
 
 def load_scorer(name: str) -> SentimentScorer:
     """Build the scorer called ``name`` (``vader``, or one registered by a module)."""
-    from . import vader  # noqa: F401  (registers itself)
+    # Both modules register their scorers on import.
+    from . import model, vader  # noqa: F401
 
-    try:
-        from . import model  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        pass
     if name not in _FACTORIES:
         raise ConfigError(
             f"unknown sentiment model {name!r} (CRISISWATCH_SENTIMENT_MODEL); "

@@ -51,8 +51,8 @@ import numpy.typing as npt
 
 __all__ = [
     "FEATURIZER_VERSION",
-    "N_DENSE",
     "NEG_SCOPE",
+    "N_DENSE",
     "Lexicon",
     "build_lexicon",
     "encode_batch",
@@ -211,7 +211,7 @@ _U_OFFSET = np.uint64(_FNV_OFFSET)
 _U_PRIME = np.uint64(_FNV_PRIME)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _fnv_bytes(h: np.uint64, buf: npt.NDArray[np.uint8], n: int) -> np.uint64:
     for i in range(n):
         h = (h ^ np.uint64(buf[i])) * _U_PRIME
@@ -227,16 +227,16 @@ def _lookup(keys: npt.NDArray[np.uint64], h: np.uint64) -> int:
     while True:
         k = keys[i]
         if k == h:
-            return i
+            return int(i)
         if k == np.uint64(0):
             return -1
         i = (i + 1) & mask
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _decode(buf: npt.NDArray[np.uint8], k: int, end: int) -> tuple[int, int]:
     """(code point, byte length) at k; invalid bytes decode as U+FFFD, length 1."""
-    c = np.int64(buf[k])
+    c = int(buf[k])
     if c < 0x80:
         return c, 1
     if c >= 0xF8 or c < 0xC0:
@@ -253,14 +253,14 @@ def _decode(buf: npt.NDArray[np.uint8], k: int, end: int) -> tuple[int, int]:
     if k + n > end:
         return 0xFFFD, 1
     for j in range(1, n):
-        b = np.int64(buf[k + j])
+        b = int(buf[k + j])
         if b & 0xC0 != 0x80:
             return 0xFFFD, 1
         cp = (cp << 6) | (b & 0x3F)
     return cp, n
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_emoji(cp: int) -> bool:
     return (
         (0x1F000 <= cp <= 0x1FAFF and not (0x1F3FB <= cp <= 0x1F3FF))
@@ -273,7 +273,7 @@ def _is_emoji(cp: int) -> bool:
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_ignorable(cp: int) -> bool:
     # Modifiers that decorate an emoji: skin tones, variation selectors,
     # zero-width joiner, keycap, tag characters.
@@ -287,12 +287,12 @@ def _is_ignorable(cp: int) -> bool:
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_apostrophe(cp: int) -> bool:
     return cp == 0x27 or cp == 0x2019 or cp == 0x2018 or cp == 0x2BC
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_separator_cp(cp: int) -> bool:
     # Non-ASCII punctuation, spaces, symbols and the replacement character.
     return (
@@ -307,18 +307,16 @@ def _is_separator_cp(cp: int) -> bool:
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_word_cp(cp: int) -> bool:
     if cp < 0x80:
-        return (
-            (0x61 <= cp <= 0x7A) or (0x41 <= cp <= 0x5A) or (0x30 <= cp <= 0x39) or cp == 0x27
-        )
+        return (0x61 <= cp <= 0x7A) or (0x41 <= cp <= 0x5A) or (0x30 <= cp <= 0x39) or cp == 0x27
     if _is_apostrophe(cp):
         return True
     return not (_is_separator_cp(cp) or _is_emoji(cp) or _is_ignorable(cp))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _starts(buf: npt.NDArray[np.uint8], i: int, j: int, lit: bytes) -> bool:
     n = len(lit)
     if j - i < n:
@@ -373,9 +371,11 @@ def _tokenize_doc(
         kind = -1  # -1: scan the chunk; otherwise a token is in scratch
         n = 0
         val = 0.0
-        if _starts(buf, i, j, b"http://") or _starts(buf, i, j, b"https://"):
-            kind = _SP_URL
-        elif _starts(buf, i, j, b"www."):
+        if (
+            _starts(buf, i, j, b"http://")
+            or _starts(buf, i, j, b"https://")
+            or _starts(buf, i, j, b"www.")
+        ):
             kind = _SP_URL
         elif j - i <= 10:
             punct = False
@@ -410,8 +410,22 @@ def _tokenize_doc(
             if neg_left > 0 and kind == 100:
                 val *= -0.74
             ntok = _emit(
-                scratch, n, _KIND_WORD, neg_left > 0 and kind == 100, val, has_prev, prev_h,
-                sp_buf, sp_off, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off,
+                scratch,
+                n,
+                _KIND_WORD,
+                neg_left > 0 and kind == 100,
+                val,
+                has_prev,
+                prev_h,
+                sp_buf,
+                sp_off,
+                tok_uni,
+                tok_bi,
+                tok_val,
+                ntok,
+                want_text,
+                txt,
+                txt_off,
             )
             prev_h = _fnv_bytes(_U_OFFSET, scratch, n)
             has_prev = True
@@ -423,14 +437,28 @@ def _tokenize_doc(
         k = i
         while k < j and ntok < limit:
             cp, L = _decode(buf, k, j)
-            if cp == 0x40 and k + 1 < j and _is_word_cp(np.int64(buf[k + 1])):  # @handle
+            if cp == 0x40 and k + 1 < j and _is_word_cp(int(buf[k + 1])):  # @handle
                 k += 1
-                while k < j and (_is_word_cp(np.int64(buf[k])) or buf[k] == 0x5F):
+                while k < j and (_is_word_cp(int(buf[k])) or buf[k] == 0x5F):
                     k += 1
                 n = _special(scratch, _SP_USER, sp_buf, sp_off)
                 ntok = _emit(
-                    scratch, n, _KIND_WORD, False, 0.0, has_prev, prev_h,
-                    sp_buf, sp_off, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off,
+                    scratch,
+                    n,
+                    _KIND_WORD,
+                    False,
+                    0.0,
+                    has_prev,
+                    prev_h,
+                    sp_buf,
+                    sp_off,
+                    tok_uni,
+                    tok_bi,
+                    tok_val,
+                    ntok,
+                    want_text,
+                    txt,
+                    txt_off,
                 )
                 prev_h = _fnv_bytes(_U_OFFSET, scratch, n)
                 has_prev = True
@@ -440,12 +468,33 @@ def _tokenize_doc(
                     k += 1
                 n = _special(scratch, _SP_EXCL if cp == 0x21 else _SP_QUES, sp_buf, sp_off)
                 ntok = _emit(
-                    scratch, n, _KIND_WORD, False, 0.0, has_prev, prev_h,
-                    sp_buf, sp_off, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off,
+                    scratch,
+                    n,
+                    _KIND_WORD,
+                    False,
+                    0.0,
+                    has_prev,
+                    prev_h,
+                    sp_buf,
+                    sp_off,
+                    tok_uni,
+                    tok_bi,
+                    tok_val,
+                    ntok,
+                    want_text,
+                    txt,
+                    txt_off,
                 )
                 has_prev = False  # bigrams and negation stop at punctuation
                 neg_left = 0
                 continue
+            if cp == 0x26:  # HTML entity (&amp; &lt; &#39;): markup, not words
+                t = k + 1
+                while t < j and t < k + 8 and (_is_word_cp(int(buf[t])) or buf[t] == 0x23):
+                    t += 1
+                if t < j and buf[t] == 0x3B and t > k + 1:
+                    k = t + 1
+                    continue
             if cp == 0x2E or cp == 0x2C or cp == 0x3B or cp == 0x3A or cp == 0x2026:
                 has_prev = False
                 neg_left = 0
@@ -459,8 +508,22 @@ def _tokenize_doc(
                 slot = _lookup(lex_keys, h)
                 val = float(lex_vals[slot]) if slot >= 0 else 0.0
                 ntok = _emit(
-                    scratch, n, _KIND_WORD, False, val, has_prev, prev_h,
-                    sp_buf, sp_off, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off,
+                    scratch,
+                    n,
+                    _KIND_WORD,
+                    False,
+                    val,
+                    has_prev,
+                    prev_h,
+                    sp_buf,
+                    sp_off,
+                    tok_uni,
+                    tok_bi,
+                    tok_val,
+                    ntok,
+                    want_text,
+                    txt,
+                    txt_off,
                 )
                 prev_h = h
                 has_prev = True
@@ -516,10 +579,9 @@ def _tokenize_doc(
                             n += 1
                     else:
                         elong = True
-                    if run == 1 or not is_letter:
-                        if n1 < MAX_TOKEN_BYTES:
-                            scratch1[n1] = c
-                            n1 += 1
+                    if (run == 1 or not is_letter) and n1 < MAX_TOKEN_BYTES:
+                        scratch1[n1] = c
+                        n1 += 1
                 else:
                     letters += 1
                     last = -1
@@ -561,8 +623,22 @@ def _tokenize_doc(
             if negated:
                 val *= N_SCALAR
             ntok = _emit(
-                scratch, n, _KIND_WORD, negated, val, has_prev, prev_h,
-                sp_buf, sp_off, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off,
+                scratch,
+                n,
+                _KIND_WORD,
+                negated,
+                val,
+                has_prev,
+                prev_h,
+                sp_buf,
+                sp_off,
+                tok_uni,
+                tok_bi,
+                tok_val,
+                ntok,
+                want_text,
+                txt,
+                txt_off,
             )
             prev_h = _fnv_bytes(_U_OFFSET, scratch, n)
             has_prev = True
@@ -573,22 +649,53 @@ def _tokenize_doc(
             if caps:
                 m = _special(scratch, _SP_CAPS, sp_buf, sp_off)
                 ntok = _emit(
-                    scratch, m, _KIND_MARK, False, 0.0, False, prev_h,
-                    sp_buf, sp_off, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off,
+                    scratch,
+                    m,
+                    _KIND_MARK,
+                    False,
+                    0.0,
+                    False,
+                    prev_h,
+                    sp_buf,
+                    sp_off,
+                    tok_uni,
+                    tok_bi,
+                    tok_val,
+                    ntok,
+                    want_text,
+                    txt,
+                    txt_off,
                 )
             if elong:
                 m = _special(scratch, _SP_ELONG, sp_buf, sp_off)
                 ntok = _emit(
-                    scratch, m, _KIND_MARK, False, 0.0, False, prev_h,
-                    sp_buf, sp_off, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off,
+                    scratch,
+                    m,
+                    _KIND_MARK,
+                    False,
+                    0.0,
+                    False,
+                    prev_h,
+                    sp_buf,
+                    sp_off,
+                    tok_uni,
+                    tok_bi,
+                    tok_val,
+                    ntok,
+                    want_text,
+                    txt,
+                    txt_off,
                 )
         i = j
     return ntok
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _special(
-    scratch: npt.NDArray[np.uint8], sid: int, sp_buf: npt.NDArray[np.uint8], sp_off: npt.NDArray[np.int64]
+    scratch: npt.NDArray[np.uint8],
+    sid: int,
+    sp_buf: npt.NDArray[np.uint8],
+    sp_off: npt.NDArray[np.int64],
 ) -> int:
     n = sp_off[sid + 1] - sp_off[sid]
     for t in range(n):
@@ -671,8 +778,22 @@ def _featurize(
     indptr[0] = 0
     for d in range(n_docs):
         ntok = _tokenize_doc(
-            buf, offsets[d], offsets[d + 1], lex_keys, lex_vals, lex_flags, sp_buf, sp_off,
-            tok_uni, tok_bi, tok_val, scratch, scratch1, False, txt, txt_off,
+            buf,
+            offsets[d],
+            offsets[d + 1],
+            lex_keys,
+            lex_vals,
+            lex_flags,
+            sp_buf,
+            sp_off,
+            tok_uni,
+            tok_bi,
+            tok_val,
+            scratch,
+            scratch1,
+            False,
+            txt,
+            txt_off,
         )
         m = 0
         pos = 0.0
@@ -732,8 +853,17 @@ def featurize(
     indices = np.empty(cap, dtype=np.int32)
     data = np.empty(cap, dtype=np.float64)
     _featurize(
-        buf, off, n_buckets, lexicon.keys, lexicon.values, lexicon.flags, _SP_BUF, _SP_OFF,
-        indptr, indices, data,
+        buf,
+        off,
+        n_buckets,
+        lexicon.keys,
+        lexicon.values,
+        lexicon.flags,
+        _SP_BUF,
+        _SP_OFF,
+        indptr,
+        indices,
+        data,
     )
     nnz = int(indptr[-1])
     return indptr, indices[:nnz], data[:nnz]
@@ -750,7 +880,21 @@ def tokens(text: str, lexicon: Lexicon) -> list[str]:
     txt = np.empty(MAX_TOKENS * (MAX_TOKEN_BYTES + 8), dtype=np.uint8)
     txt_off = np.zeros(MAX_TOKENS + 1, dtype=np.int64)
     ntok = _tokenize_doc(
-        buf, 0, int(off[1]), lexicon.keys, lexicon.values, lexicon.flags, _SP_BUF, _SP_OFF,
-        tok_uni, tok_bi, tok_val, scratch, scratch1, True, txt, txt_off,
+        buf,
+        0,
+        int(off[1]),
+        lexicon.keys,
+        lexicon.values,
+        lexicon.flags,
+        _SP_BUF,
+        _SP_OFF,
+        tok_uni,
+        tok_bi,
+        tok_val,
+        scratch,
+        scratch1,
+        True,
+        txt,
+        txt_off,
     )
     return [bytes(txt[txt_off[t] : txt_off[t + 1]]).decode("utf-8", "replace") for t in range(ntok)]

@@ -29,7 +29,9 @@ class VaderScorer:
 
     def score(self, texts: Sequence[str]) -> ScoreBatch:
         scores = np.fromiter(
-            (self._sia.polarity_scores(t)["compound"] for t in texts), dtype=np.float64, count=len(texts)
+            (self._sia.polarity_scores(t)["compound"] for t in texts),
+            dtype=np.float64,
+            count=len(texts),
         )
         labels = np.ones(len(scores), dtype=np.int8)
         labels[scores <= -NEUTRAL_BAND] = 0
