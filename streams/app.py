@@ -19,11 +19,16 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiohttp import web as aiohttp_web
 from faust.types import EventT
 from faust.web import Request, Response, View
 
+from detectors import Detector, make_detector
+
+from . import metrics as m
 from .detect import DetectEngine
 from .ingest import DeadLetter, Ingestor, RawRecord
+from .logging_json import logging_config
 from .sentiment import load_scorer
 from .settings import Settings
 
@@ -75,11 +80,15 @@ class Pipeline:
         self.engines: dict[int, DetectEngine] = {}
         self.last_seen: dict[int, float] = {}
         self.counters: dict[str, int] = defaultdict(int)
+        self.ops = m.OpsState(settings)
+        self.timing = m.DetectTiming(settings.bucket_seconds)
 
     def engine(self, partition: int) -> DetectEngine:
         eng = self.engines.get(partition)
         if eng is None:
-            eng = self.engines[partition] = DetectEngine(self.settings)
+            # The wrapper records the score distribution; the engine sees the detector.
+            detector = m.ObservedDetector(make_detector(self.settings.detector))
+            eng = self.engines[partition] = DetectEngine(self.settings, cast(Detector, detector))
         return eng
 
     def brand_totals(self) -> dict[str, int]:
@@ -113,9 +122,21 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=5,
         producer_acks=-1,
         web_transport=f"tcp://{settings.web_host}",
+        logging_config=logging_config(settings),
     )
     pipe = Pipeline(settings)
     app.crisiswatch = pipe  # type: ignore[attr-defined]
+    m.set_info(settings, pipe.ingestor.scorer.name, settings.detector)
+    m.prime(
+        {
+            "raw": settings.topic_raw,
+            "scored": settings.topic_scored,
+            "deadletter": settings.topic_deadletter,
+            "events": settings.topic_events,
+        }
+    )
+    if settings.metrics_faust_sensor:
+        m.install_faust_sensor(app)
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -136,6 +157,9 @@ def create_app(settings: Settings) -> faust.App:
         futs = []
         for d in dls:
             pipe.counters[f"deadletter.{d.stage}"] += 1
+            reason = m.dead_letter_reason_class(d.reason)
+            m.DEAD_LETTERS.labels(d.stage, reason).inc()
+            m.RECORDS_PROCESSED.labels(d.stage, "dead_letter").inc()
             log.warning(
                 "dead letter (%s) %s[%d]@%d: %s",
                 d.stage,
@@ -143,12 +167,20 @@ def create_app(settings: Settings) -> faust.App:
                 d.record.partition,
                 d.record.offset,
                 d.reason[:300],
+                extra={
+                    "stage": d.stage,
+                    "reason_class": reason,
+                    "topic": d.record.topic,
+                    "partition": d.record.partition,
+                    "offset": d.record.offset,
+                },
             )
             futs.append(
                 await dead_t.send(
                     key=d.record.key, value=d.record.value or b"", headers=d.headers()
                 )
             )
+        m.RECORDS_PRODUCED.labels(settings.topic_deadletter).inc(len(dls))
         return futs
 
     @app.agent(raw_t, name="ingest")
@@ -156,21 +188,43 @@ def create_app(settings: Settings) -> faust.App:
         async for batch in cast(faust.Stream, stream).take_events(
             settings.batch_size, within=settings.batch_seconds
         ):
+            t0 = time.perf_counter()
+            m.RECORDS_CONSUMED.labels("ingest", settings.topic_raw).inc(len(batch))
             res = pipe.ingestor.process([_raw(e) for e in batch])
             futs = [await scored_t.send(key=r.brand.encode(), value=r.encode()) for r in res.scored]
             futs += await dead_letter(res.dead)
             await asyncio.gather(*futs)
             pipe.counters["ingest.in"] += len(batch)
             pipe.counters["ingest.scored"] += len(res.scored)
+            m.RECORDS_PROCESSED.labels("ingest", "scored").inc(len(res.scored))
+            m.RECORDS_PRODUCED.labels(settings.topic_scored).inc(len(res.scored))
+            now = time.time()
+            lag = m.EVENT_TO_PROCESSED.labels("ingest")
+            for r in res.scored:
+                lag.observe(now - r.value["event_time"])
+            m.BATCH_DURATION.labels("ingest").observe(time.perf_counter() - t0)
 
     async def publish(events: list[dict[str, Any]]) -> list[Any]:
         futs = []
         for ev in events:
             pipe.counters[f"events.{ev['status']}"] += 1
+            pipe.ops.crisis_event(ev)
             log.info(
-                "crisis %s %s %s score=%.4f", ev["status"], ev["brand"], ev["kind"], ev["score"]
+                "crisis %s %s %s score=%.4f",
+                ev["status"],
+                ev["brand"],
+                ev["kind"],
+                ev["score"],
+                extra={
+                    "crisis_id": ev["crisis_id"],
+                    "brand": ev["brand"],
+                    "status": ev["status"],
+                    "kind": ev["kind"],
+                    "severity": ev["severity"],
+                },
             )
             futs.append(await events_t.send(key=ev["brand"].encode(), value=orjson.dumps(ev)))
+        m.RECORDS_PRODUCED.labels(settings.topic_events).inc(len(events))
         return futs
 
     @app.agent(scored_t, name="detect")
@@ -178,12 +232,16 @@ def create_app(settings: Settings) -> faust.App:
         async for batch in cast(faust.Stream, stream).take_events(
             settings.batch_size, within=settings.batch_seconds
         ):
+            t0 = time.perf_counter()
+            m.RECORDS_CONSUMED.labels("detect", settings.topic_scored).inc(len(batch))
             by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
             bad: list[DeadLetter] = []
+            wall = time.time()
+            lag = m.EVENT_TO_PROCESSED.labels("detect")
             for e in batch:
                 try:
                     doc = orjson.loads(e.message.value or b"")
-                    float(doc["event_time"])
+                    event_time = float(doc["event_time"])
                     str(doc["brand"])
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                     bad.append(
@@ -191,11 +249,21 @@ def create_app(settings: Settings) -> faust.App:
                     )
                     continue
                 by_partition[e.message.partition].append(doc)
+                lag.observe(wall - event_time)
+                # The scored record's timestamp is when ingest produced it.
+                pipe.timing.seen(e.message.partition, event_time, e.message.timestamp or wall)
             futs = await dead_letter(bad)
             now = time.monotonic()
             for p, docs in by_partition.items():
-                res = pipe.engine(p).add(docs)
+                eng = pipe.engine(p)
+                res = eng.add(docs)
                 pipe.last_seen[p] = now
+                pipe.timing.closed(p, eng.next_close, res.events)
+                late = len(res.late)
+                m.RECORDS_PROCESSED.labels("detect", "counted").inc(
+                    len(docs) - late - res.duplicates
+                )
+                m.RECORDS_PROCESSED.labels("detect", "duplicate").inc(res.duplicates)
                 futs += await publish(res.events)
                 futs += await dead_letter(
                     [
@@ -211,19 +279,63 @@ def create_app(settings: Settings) -> faust.App:
                 )
             await asyncio.gather(*futs)
             pipe.counters["detect.in"] += len(batch)
+            m.BATCH_DURATION.labels("detect").observe(time.perf_counter() - t0)
+
+    async def caught_up(partition: int) -> bool:
+        """Nothing left to read on this partition of the raw and scored topics (where assigned here)."""
+        consumer = app.consumer
+        tps = [
+            tp
+            for tp in consumer.assignment()
+            if tp.partition == partition and tp.topic in (settings.topic_raw, settings.topic_scored)
+        ]
+        if not tps:
+            return False
+        ends = await consumer.highwaters(*tps)
+        for tp in tps:
+            pos = await consumer.position(tp)
+            end = ends.get(tp)
+            if pos is None or end is None or pos < end:
+                return False
+        return True
 
     @app.timer(interval=1.0)
     async def close_idle_buckets() -> None:
         # Processing-time fallback: a partition that has been quiet for a while
-        # closes the buckets that ended longer ago (wall clock) than the allowed
-        # lateness, so a feed that stops still reports its last buckets.
+        # and has nothing left to read closes the buckets that ended longer ago
+        # (wall clock) than the allowed lateness, so a feed that stops still
+        # reports its last buckets. The caught-up check keeps a slow replay of
+        # old data (or a stalled ingest) from closing buckets still being filled.
         now = time.monotonic()
         horizon = time.time() - settings.allowed_lateness_seconds
         futs: list[Any] = []
         for p, eng in list(pipe.engines.items()):
-            if now - pipe.last_seen.get(p, now) >= settings.idle_flush_seconds and eng.buckets:
-                futs += await publish(eng.advance_to(horizon))
+            if now - pipe.last_seen.get(p, now) < settings.idle_flush_seconds or not eng.buckets:
+                continue
+            if not await caught_up(p):
+                continue
+            events = eng.advance_to(horizon)
+            pipe.timing.closed(p, eng.next_close, events)
+            futs += await publish(events)
         await asyncio.gather(*futs)
+
+    lag_failed: list[BaseException] = []  # warn once, not every interval
+
+    @app.timer(interval=settings.metrics_interval_seconds)
+    async def refresh_metrics() -> None:
+        pipe.ops.refresh(pipe.engines)
+        try:
+            pipe.ops.consumer_lag(
+                await consumer_lag(app, {settings.topic_raw, settings.topic_scored})
+            )
+        except Exception as exc:  # a metric must never take the worker down
+            log.log(
+                logging.DEBUG if lag_failed else logging.WARNING,
+                "consumer lag unavailable: %r",
+                exc,
+                exc_info=not lag_failed,
+            )
+            lag_failed[:] = [exc]
 
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -239,7 +351,44 @@ def create_app(settings: Settings) -> faust.App:
         async def get(self, request: Request) -> Response:
             return self.json({"counters": dict(pipe.counters), "brands": pipe.brand_totals()})
 
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            # aiohttp refuses a charset inside content_type=, so set the header.
+            return cast(
+                Response,
+                aiohttp_web.Response(body=m.render(), headers={"Content-Type": m.CONTENT_TYPE}),
+            )
+
     app.page("/health")(Health)
     app.page("/ready")(Ready)
     app.page("/stats")(Stats)
+    app.page("/metrics")(Metrics)
     return app
+
+
+async def consumer_lag(app: faust.App, topics: set[str]) -> dict[tuple[str, int], int]:
+    """Log end offset minus committed offset for every assigned partition of ``topics``.
+
+    Faust has no lag metric. The committed offset is what this worker last
+    committed (Kafka's "next offset to read"); before its first commit on a
+    partition, the consumer's position stands in.
+    """
+    consumer = app.consumer
+    # Only the agents' input topics: Faust's internal assignor topic is not work.
+    assigned = sorted(tp for tp in consumer.assignment() if tp.topic in topics)
+    if not assigned:
+        return {}
+    ends = await consumer.highwaters(*assigned)
+    # Faust keeps the last committed offsets only in this private mapping.
+    committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    out: dict[tuple[str, int], int] = {}
+    for tp in assigned:
+        end = ends.get(tp)
+        if end is None:
+            continue
+        done = committed.get(tp)
+        if done is None:
+            done = await consumer.position(tp)
+        if done is not None:
+            out[(tp.topic, tp.partition)] = max(int(end) - int(done), 0)
+    return out

@@ -24,6 +24,7 @@ import orjson
 from .cli_core import PROJECT, format_event, replay_file, run_kafka_sh
 from .errors import CrisiswatchError
 from .settings import load_settings
+from .synth import QUICK_SETTINGS
 
 DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo_mentions.jsonl"
 
@@ -84,6 +85,7 @@ def run_demo(port: int = 9092, timeout: float = 120.0) -> int:
             "CRISISWATCH_DATA_DIR": str(workdir / "worker"),
             "CRISISWATCH_BUCKET_SECONDS": "300",
             "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
+            **{f"CRISISWATCH_{k.upper()}": v for k, v in QUICK_SETTINGS.items()},
         }
         os.environ.update({k: v for k, v in env.items() if k.startswith("CRISISWATCH_")})
         settings = load_settings()

@@ -24,199 +24,44 @@ a backtest, or a partition idle for a while).
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import math
-import re
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from detectors import BucketStats, Detector, make_detector
 
+from .evidence import Evidence
+from .lifecycle import SEVERITIES, Baseline, Lifecycle, Signals
 from .settings import Settings
 
-#: Detector name -> crisis kind it reports.
-KIND_OF = {"negative_share": "negativity_surge"}
-SEVERITIES = ("low", "medium", "high", "critical")
 MAX_GAP_BUCKETS = 10_000
-EXAMPLES = 5
-TOP_TERMS = 10
-TOP_AUTHORS = 5
-
-_WORD = re.compile(r"[a-z][a-z'’]{2,}")
-_STOP = frozenset(
-    [
-        "the",
-        "and",
-        "for",
-        "you",
-        "your",
-        "with",
-        "this",
-        "that",
-        "was",
-        "are",
-        "have",
-        "has",
-        "not",
-        "but",
-        "they",
-        "them",
-        "their",
-        "our",
-        "from",
-        "what",
-        "when",
-        "just",
-        "all",
-        "can",
-        "its",
-        "it's",
-        "get",
-        "got",
-        "out",
-        "about",
-        "would",
-        "will",
-        "been",
-        "were",
-        "there",
-        "here",
-        "who",
-        "how",
-        "why",
-        "one",
-        "very",
-        "really",
-        "more",
-        "than",
-        "then",
-        "also",
-        "too",
-        "any",
-        "much",
-        "some",
-        "even",
-        "now",
-        "ever",
-        "still",
-        "only",
-        "into",
-        "over",
-        "after",
-        "again",
-        "dont",
-        "don't",
-        "im",
-        "i'm",
-        "ive",
-        "i've",
-    ]
-)
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _pack(obj: Any) -> Any:
+    """Detector state to JSON-able form, numpy arrays tagged so they come back as arrays."""
+    if isinstance(obj, np.ndarray):
+        return {"__nd__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, dict):
+        return {k: _pack(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_pack(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
-def crisis_id(brand: str, kind: str, opened_bucket: int) -> str:
-    """Deterministic: the same crisis gets the same id in the stream and the backtest."""
-    return hashlib.sha256(f"{brand}\x00{kind}\x00{opened_bucket}".encode()).hexdigest()[:32]
-
-
-@dataclass(slots=True)
-class Evidence:
-    """Bounded evidence for one brand over some buckets."""
-
-    examples: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)  # min-heap
-    terms: Counter[str] = field(default_factory=Counter)
-    authors: Counter[str] = field(default_factory=Counter)
-    reach: dict[str, int] = field(default_factory=dict)
-    seq: int = 0
-
-    def add(self, doc: dict[str, Any]) -> None:
-        author = doc.get("author")
-        followers = doc.get("author_followers") or 0
-        if author:
-            self.authors[author] += 1
-            if followers > self.reach.get(author, -1):
-                self.reach[author] = followers
-        if doc.get("sentiment_label") != "negative":
-            return
-        # Most negative, highest reach first: the mentions a comms team must read.
-        weight = -float(doc.get("sentiment") or 0.0) * math.log10(10.0 + followers)
-        example = {
-            "id": doc["id"],
-            "text": doc["text"][:500],
-            "author": author,
-            "reach": followers,
-            "sentiment": doc.get("sentiment"),
-        }
-        self.seq += 1
-        item = (weight, -self.seq, example)
-        if len(self.examples) < EXAMPLES:
-            heapq.heappush(self.examples, item)
-        elif item[:2] > self.examples[0][:2]:
-            heapq.heapreplace(self.examples, item)
-        self.terms.update(w for w in _WORD.findall(doc["text"].lower()) if w not in _STOP)
-
-    def merge(self, other: Evidence) -> None:
-        for item in other.examples:
-            if len(self.examples) < EXAMPLES:
-                heapq.heappush(self.examples, item)
-            elif item[:2] > self.examples[0][:2]:
-                heapq.heapreplace(self.examples, item)
-        self.terms.update(other.terms)
-        self.authors.update(other.authors)
-        for a, r in other.reach.items():
-            if r > self.reach.get(a, -1):
-                self.reach[a] = r
-        # Keep memory bounded for long crises.
-        if len(self.terms) > 2000:
-            self.terms = Counter(dict(self.terms.most_common(500)))
-        if len(self.authors) > 2000:
-            self.authors = Counter(dict(self.authors.most_common(500)))
-            self.reach = {a: self.reach[a] for a in self.authors if a in self.reach}
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "examples": [list(e) for e in self.examples],
-            "terms": dict(self.terms),
-            "authors": dict(self.authors),
-            "reach": self.reach,
-            "seq": self.seq,
-        }
-
-    @classmethod
-    def from_state(cls, st: dict[str, Any]) -> Evidence:
-        ev = cls(
-            examples=[(float(w), int(q), e) for w, q, e in st["examples"]],
-            terms=Counter(st["terms"]),
-            authors=Counter(st["authors"]),
-            reach=dict(st["reach"]),
-            seq=int(st["seq"]),
-        )
-        heapq.heapify(ev.examples)
-        return ev
-
-    def to_json(self, brand: str = "") -> dict[str, Any]:
-        # The brand's own name is in nearly every mention: not a distinguishing term.
-        own = set(_WORD.findall(brand.lower()))
-        terms = [(t, c) for t, c in self.terms.most_common(TOP_TERMS + len(own)) if t not in own]
-        examples = [e for _, _, e in sorted(self.examples, key=lambda t: t[:2], reverse=True)]
-        return {
-            "examples": examples,
-            "top_terms": [{"term": t, "weight": float(c)} for t, c in terms[:TOP_TERMS]],
-            "top_authors": [
-                {"author": a, "mentions": c, "reach": self.reach.get(a)}
-                for a, c in self.authors.most_common(TOP_AUTHORS)
-            ],
-        }
+def _unpack(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if "__nd__" in obj:
+            return np.asarray(obj["__nd__"], dtype=obj["dtype"])
+        return {k: _unpack(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unpack(v) for v in obj]
+    return obj
 
 
 class Bucket:
@@ -266,18 +111,6 @@ class Bucket:
 
 
 @dataclass(slots=True)
-class OpenCrisis:
-    crisis_id: str
-    kind: str
-    opened_bucket: int
-    severity: int
-    peak: float
-    quiet: int = 0
-    buckets: int = 0
-    evidence: Evidence = field(default_factory=Evidence)
-
-
-@dataclass(slots=True)
 class AddResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     late: list[dict[str, Any]] = field(default_factory=list)
@@ -291,7 +124,9 @@ class DetectEngine:
         self.s = settings
         self.width = settings.bucket_seconds
         self.detector = detector or make_detector(settings.detector)
-        self.kind = KIND_OF.get(self.detector.name, "negativity_surge")
+        self.lifecycle = Lifecycle(settings)
+        #: Recent texts per brand from calm buckets: the baseline for term contrast.
+        self.samples: dict[int, deque[str]] = {}
         self.index: dict[str, int] = {}
         self.brands: list[str] = []
         self.totals: Counter[str] = Counter()
@@ -300,8 +135,6 @@ class DetectEngine:
             None  # start (in bucket numbers) of the oldest unclosed bucket
         )
         self.max_event_time = -math.inf
-        self.open: dict[int, OpenCrisis] = {}
-        self.cooldown: dict[int, int] = {}
         # Baselines for the observed-vs-baseline metrics in events (EWMA, causal).
         self._alpha = 1.0 - 0.5 ** (1.0 / 24.0)
         self.base_volume = np.zeros(0)
@@ -311,6 +144,8 @@ class DetectEngine:
         # Mention ids per bucket, kept for ``dedupe_buckets`` buckets after the
         # bucket closes: a duplicate always falls in its original's bucket.
         self.seen: dict[int, set[str]] = {}
+        #: Called as on_close(bucket, stats, scores) after each bucket is scored (backtest plots).
+        self.on_close: Callable[[int, BucketStats, np.ndarray], None] | None = None
 
     # -- checkpoints ---------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -326,28 +161,14 @@ class DetectEngine:
             "buckets": {str(b): bk.to_state(n) for b, bk in self.buckets.items()},
             "next_close": self.next_close,
             "max_event_time": self.max_event_time if self.max_event_time > -math.inf else None,
-            "open": {
-                str(i): {
-                    "crisis_id": c.crisis_id,
-                    "kind": c.kind,
-                    "opened_bucket": c.opened_bucket,
-                    "severity": c.severity,
-                    "peak": c.peak,
-                    "quiet": c.quiet,
-                    "buckets": c.buckets,
-                    "evidence": c.evidence.to_state(),
-                }
-                for i, c in self.open.items()
-            },
-            "cooldown": {str(i): b for i, b in self.cooldown.items()},
+            "lifecycle": self.lifecycle.to_state(),
+            "samples": {str(i): list(d) for i, d in self.samples.items()},
             "base": {
                 name: getattr(self, f"base_{name}")[:n]
                 for name in ("volume", "negshare", "sentiment", "seen")
             },
             "seen": {str(b): sorted(ids) for b, ids in self.seen.items()},
-            "detector": {k: v for k, v in det.items() if not k.startswith("__")},
-            "detector_name": det["__detector__"],
-            "detector_params": det["__params__"],
+            "detector": _pack(det),
         }
 
     @classmethod
@@ -359,12 +180,8 @@ class DetectEngine:
                 f"checkpoint uses {st['bucket_seconds']}s buckets but CRISISWATCH_BUCKET_SECONDS="
                 f"{settings.bucket_seconds}; keep the setting or start from an empty state"
             )
-        det_state = {
-            **{k: np.asarray(v, dtype=np.float64) for k, v in st["detector"].items()},
-            "__detector__": st["detector_name"],
-            "__params__": st["detector_params"],
-        }
-        det_cls = type(make_detector(st["detector_name"], **st["detector_params"]))
+        det_state = _unpack(st["detector"])
+        det_cls = type(make_detector(det_state["__detector__"], **det_state["__params__"]))
         eng = cls(settings, det_cls.from_state(det_state))
         eng.brands = list(st["brands"])
         eng.index = {b: i for i, b in enumerate(eng.brands)}
@@ -372,20 +189,10 @@ class DetectEngine:
         eng.buckets = {int(b): Bucket.from_state(bk) for b, bk in st["buckets"].items()}
         eng.next_close = st["next_close"]
         eng.max_event_time = -math.inf if st["max_event_time"] is None else st["max_event_time"]
-        eng.open = {
-            int(i): OpenCrisis(
-                c["crisis_id"],
-                c["kind"],
-                c["opened_bucket"],
-                c["severity"],
-                c["peak"],
-                c["quiet"],
-                c["buckets"],
-                Evidence.from_state(c["evidence"]),
-            )
-            for i, c in st["open"].items()
+        eng.lifecycle.load_state(st["lifecycle"])
+        eng.samples = {
+            int(i): deque(v, maxlen=settings.baseline_texts) for i, v in st["samples"].items()
         }
-        eng.cooldown = {int(i): b for i, b in st["cooldown"].items()}
         n = len(eng.brands)
         eng._ensure_baselines(n)
         for name, arr in st["base"].items():
@@ -459,11 +266,11 @@ class DetectEngine:
     # -- read-only views (metrics) -------------------------------------------
     def open_crises_by_kind_severity(self) -> Counter[tuple[str, str]]:
         """Open crises counted by (kind, severity name)."""
-        return Counter((c.kind, SEVERITIES[c.severity]) for c in self.open.values())
+        return Counter((c.kind, SEVERITIES[c.severity]) for c in self.lifecycle.open.values())
 
     def open_crisis_brands(self) -> Counter[str]:
         """Open crises counted by brand."""
-        return Counter(self.brands[i] for i in self.open)
+        return Counter(self.brands[i] for i in self.lifecycle.open)
 
     # -- bucket close ------------------------------------------------------
     def _close_until(self, end_bucket: int) -> list[dict[str, Any]]:
@@ -493,7 +300,9 @@ class DetectEngine:
         if bucket is None:
             bucket = Bucket(n)
         stats = bucket.stats(n)
-        scores = self.detector.update(stats)
+        scores = self.detector.update(stats, timestamp=float(b * self.width))
+        if self.on_close is not None:
+            self.on_close(b, stats, scores)
         self._ensure_baselines(n)
         events = self._lifecycle(b, bucket, stats, scores)
         self._update_baselines(stats)
@@ -531,100 +340,46 @@ class DetectEngine:
         )
         self.base_seen[:n] += 1
 
-    def _severity(self, i: int, st: BucketStats) -> int:
-        share = st.negative[i] / st.scored[i] if st.scored[i] else 0.0
-        ratio = share / max(self.base_negshare[i], 0.02)
-        level = 0 if ratio < 1.5 else 1 if ratio < 2.5 else 2 if ratio < 4 else 3
-        if st.count[i] >= 3 * max(self.base_volume[i], 1.0):
-            level += 1
-        return min(level, 3)
+    def _signals(self, i: int, scores: np.ndarray) -> Signals:
+        per = getattr(self.detector, "last_scores", None)
+        score = float(scores[i])
+        if per:  # a combined detector says which signals drove the score
+            drivers = self.detector.drivers(i)  # type: ignore[attr-defined]
+            return Signals(score, drivers, {k: float(v[i]) for k, v in per.items()})
+        name = self.detector.name
+        return Signals(score, [name] if score >= self.s.open_threshold else [], {name: score})
+
+    def _baseline(self, i: int) -> Baseline:
+        seen = int(self.base_seen[i])
+        if not seen:
+            return Baseline(None, None, None, 0)
+        return Baseline(
+            float(self.base_volume[i]),
+            float(self.base_negshare[i]),
+            float(self.base_sentiment[i]),
+            seen,
+        )
 
     def _lifecycle(
         self, b: int, bucket: Bucket, st: BucketStats, scores: np.ndarray
     ) -> list[dict[str, Any]]:
-        s = self.s
+        life = self.lifecycle
         events: list[dict[str, Any]] = []
-        hot = set(np.flatnonzero(scores >= s.open_threshold).tolist())
-        for i in sorted(hot | set(self.open)):
-            score = float(scores[i])
-            crisis = self.open.get(i)
-            ev = bucket.evidence.get(i)
-            if crisis is None:
-                if st.count[i] < s.min_volume or self.cooldown.get(i, -1) >= b:
-                    continue
-                crisis = OpenCrisis(
-                    crisis_id(self.brands[i], self.kind, b),
-                    self.kind,
-                    b,
-                    self._severity(i, st),
-                    score,
+        hot = np.flatnonzero(scores >= self.s.open_threshold).tolist()
+        for i in sorted(set(hot) | set(life.open)):
+            sig = self._signals(i, scores)
+            base = self._baseline(i)
+            brand = self.brands[i]
+            for status, crisis in life.step(i, brand, b, st, sig, base, bucket.evidence.get(i)):
+                sample = list(self.samples.get(i, ()))
+                events.append(
+                    life.event(status, crisis, brand, b, self.width, st, i, sig, base, sample)
                 )
-                if ev:
-                    crisis.evidence.merge(ev)
-                crisis.buckets = 1
-                self.open[i] = crisis
-                events.append(self._event(i, "opened", b, st, score, crisis))
-                continue
-            if ev:
-                crisis.evidence.merge(ev)
-            crisis.buckets += 1
-            crisis.peak = max(crisis.peak, score)
-            if score < s.close_threshold:
-                crisis.quiet += 1
-                if crisis.quiet >= s.resolve_after_buckets:
-                    del self.open[i]
-                    self.cooldown[i] = b + s.cooldown_buckets
-                    events.append(self._event(i, "resolved", b, st, score, crisis))
-                continue
-            crisis.quiet = 0
-            sev = self._severity(i, st)
-            if score >= s.open_threshold and sev > crisis.severity:
-                crisis.severity = sev
-                events.append(self._event(i, "escalated", b, st, score, crisis))
-            elif crisis.buckets % s.update_every_buckets == 0:
-                events.append(self._event(i, "updated", b, st, score, crisis))
+        # Calm buckets feed the baseline vocabulary used to contrast crisis terms.
+        for i, ev in bucket.evidence.items():
+            if i not in life.open and ev.sample:
+                d = self.samples.get(i)
+                if d is None:
+                    d = self.samples[i] = deque(maxlen=self.s.baseline_texts)
+                d.extend(ev.sample)
         return events
-
-    def _event(
-        self, i: int, status: str, b: int, st: BucketStats, score: float, crisis: OpenCrisis
-    ) -> dict[str, Any]:
-        w = self.width
-        scored = st.scored[i]
-        share = float(st.negative[i] / scored) if scored else None
-        mean = float(st.sentiment_sum[i] / scored) if scored else None
-        seen = self.base_seen[i] > 0
-        return {
-            "schema_version": 1,
-            "crisis_id": crisis.crisis_id,
-            "brand": self.brands[i],
-            "status": status,
-            "kind": crisis.kind,
-            "severity": SEVERITIES[crisis.severity],
-            "score": min(max(score, 0.0), 1.0),
-            "peak_score": crisis.peak,
-            "detected_at": iso((b + 1) * w),
-            "window_start": iso(crisis.opened_bucket * w),
-            "window_end": iso((b + 1) * w),
-            "metrics": {
-                "volume": {
-                    "observed": float(st.count[i]),
-                    "baseline": float(self.base_volume[i]) if seen else None,
-                },
-                "negative_share": {
-                    "observed": share,
-                    "baseline": float(self.base_negshare[i]) if seen else None,
-                },
-                "mean_sentiment": {
-                    "observed": mean,
-                    "baseline": float(self.base_sentiment[i]) if seen else None,
-                },
-            },
-            "detectors": [
-                {
-                    "name": self.detector.name,
-                    "score": min(max(score, 0.0), 1.0),
-                    "fired": score >= self.s.open_threshold,
-                }
-            ],
-            "evidence": crisis.evidence.to_json(self.brands[i]),
-        }

@@ -25,7 +25,8 @@ import orjson
 
 from schemas import SchemaError, parse_rfc3339, validator
 
-from .sentiment import LABELS, SentimentScorer
+from .sentiment import SentimentScorer
+from .sentiment.enrich import enrich
 from .settings import Settings
 
 STAGE = "ingest"
@@ -119,7 +120,6 @@ class Ingestor:
                 f"created_at {doc['created_at']} is more than "
                 f"{self.settings.max_future_seconds}s in the future",
             )
-        doc["event_time"] = event_time
         return doc
 
     def process(self, records: Sequence[RawRecord], now: float | None = None) -> IngestResult:
@@ -132,35 +132,10 @@ class Ingestor:
                 result.dead.append(out)
             else:
                 docs.append((out, rec))
-        self._score(docs)
-        result.scored = [ScoredRecord(d["brand"], d, r) for d, r in docs]
+        scored = enrich(
+            [d for d, _ in docs], self.scorer, keep_presented=self.settings.keep_presented_sentiment
+        )
+        result.scored = [
+            ScoredRecord(d["brand"], d, r) for d, (_, r) in zip(scored, docs, strict=True)
+        ]
         return result
-
-    def _score(self, docs: list[tuple[dict[str, Any], RawRecord]]) -> None:
-        keep = self.settings.keep_presented_sentiment
-        todo: list[dict[str, Any]] = []
-        for doc, _ in docs:
-            lang = doc.get("lang")
-            if keep and doc.get("sentiment") is not None:
-                s = float(doc["sentiment"])
-                doc["sentiment_label"] = self._label(s)
-                doc["sentiment_source"] = "presented"
-            elif lang and not str(lang).lower().startswith("en"):
-                # Never guess: the model is English-only, so other languages stay unscored.
-                doc["sentiment"] = None
-                doc["sentiment_label"] = "unscored"
-                doc["sentiment_source"] = f"skipped:lang={lang}"
-            else:
-                todo.append(doc)
-        if not todo:
-            return
-        batch = self.scorer.score([d["text"] for d in todo])
-        for doc, s, lab in zip(todo, batch.scores.tolist(), batch.labels.tolist(), strict=True):
-            doc["sentiment"] = s
-            doc["sentiment_label"] = LABELS[lab]
-            doc["sentiment_source"] = self.scorer.name
-
-    def _label(self, s: float) -> str:
-        if s <= self.settings.negative_threshold:
-            return "negative"
-        return "positive" if s >= -self.settings.negative_threshold else "neutral"

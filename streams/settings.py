@@ -66,21 +66,31 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(default=0.2, gt=0, le=60)
 
     # Sentiment.
-    sentiment_model: str = "vader"
+    sentiment_model: str = "linear-v1"
     keep_presented_sentiment: bool = True
-    negative_threshold: float = Field(default=-0.05, ge=-1, le=1)
 
     # Event-time buckets and detection.
     bucket_seconds: int = Field(default=300, ge=1, le=86_400)
     allowed_lateness_seconds: int = Field(default=60, ge=0, le=86_400)
     max_future_seconds: int = Field(default=3600, ge=0)
-    detector: str = "negative_share"
-    open_threshold: float = Field(default=0.9999, gt=0, lt=1)
-    close_threshold: float = Field(default=0.95, gt=0, lt=1)
+    # The combined crisis detector (volume, negative share, mean sentiment);
+    # its score is S / (S + 3) with S the digits of surprise, so 0.6 means
+    # about one chance in 30,000 under the brand's own baseline.
+    detector: str = "crisis"
+    open_threshold: float = Field(default=0.6, gt=0, lt=1)
+    close_threshold: float = Field(default=0.45, gt=0, lt=1)
     min_volume: int = Field(default=20, ge=1)
     resolve_after_buckets: int = Field(default=3, ge=1)
     update_every_buckets: int = Field(default=3, ge=1)
     cooldown_buckets: int = Field(default=6, ge=0)
+    sustained_after_buckets: int = Field(default=24, ge=1)
+    max_open_buckets: int = Field(default=2016, ge=1)
+    single_voice_share: float = Field(default=0.2, gt=0, le=1)
+    # No crisis opens before a brand has this much history (12 h of 5-minute buckets).
+    warmup_buckets: int = Field(default=144, ge=0)
+    # A volume-driven crisis also needs this much negative-share evidence.
+    volume_negativity_score: float = Field(default=0.35, ge=0, le=1)
+    baseline_texts: int = Field(default=24, ge=0, le=1000)
     # A partition with no new records for this long closes its open buckets
     # (processing-time fallback so a quiet feed still reports).
     idle_flush_seconds: float = Field(default=5.0, gt=0)
@@ -105,12 +115,12 @@ class Settings(BaseSettings):
     responder_http_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Link put into Alertmanager's externalURL/generatorURL and PagerDuty's client_url.
     responder_external_url: str = ""
-    webhook_url: str = ""
+    webhook_url: str = Field(default="", repr=False)  # paths often carry a token
     webhook_secret: str = Field(default="", repr=False)
     slack_webhook_url: str = Field(default="", repr=False)
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
     pagerduty_routing_key: str = Field(default="", repr=False)
-    alertmanager_url: str = ""
+    alertmanager_url: str = Field(default="", repr=False)
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -45,6 +45,17 @@ NEGATIVE = (
 )
 BASE_NEGATIVE_SHARE = 0.12
 
+#: Settings for these short (hours-long) streams: the default crisis detector
+#: learns hour-of-day volume profiles and wants 12 hours of history, so the
+#: demo and the quick tests run the negative-share detector alone, with a
+#: short warm-up and its own thresholds (score = Phi(z) of the binomial tail).
+QUICK_SETTINGS: dict[str, str] = {
+    "detector": "negative_share",
+    "open_threshold": "0.9999",
+    "close_threshold": "0.95",
+    "warmup_buckets": "12",
+}
+
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.synth import QUICK_SETTINGS
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -78,6 +80,7 @@ class WorkerFactory:
             "CRISISWATCH_TOPIC_EVENTS": f"t{r}.crisis.events",
             "CRISISWATCH_PARTITIONS": "4",
             "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
+            **{f"CRISISWATCH_{k.upper()}": v for k, v in QUICK_SETTINGS.items()},
         }
         env.update({f"CRISISWATCH_{k.upper()}": v for k, v in overrides.items()})
         return env

@@ -10,19 +10,21 @@ from streams.detect import DetectEngine
 from streams.ingest import Ingestor, RawRecord
 from streams.sentiment import load_scorer
 from streams.settings import Settings
-from streams.synth import surge_stream
+from streams.synth import QUICK_SETTINGS, surge_stream
+
+QUICK = Settings(**QUICK_SETTINGS)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def docs() -> list[dict]:
-    ing = Ingestor(Settings(), load_scorer("vader"))
+    ing = Ingestor(QUICK, load_scorer("vader"))
     ms = surge_stream(["acme", "globex", "initech"], 6000, surge_brand="acme", seed=9)
     return [r.value for r in ing.process([RawRecord(None, orjson.dumps(m)) for m in ms]).scored]
 
 
 @pytest.mark.parametrize("cut", [1, 500, 2950, 3400, 3700, 5999])
 def test_restore_then_continue_equals_uninterrupted(docs: list[dict], cut: int) -> None:
-    s = Settings()
+    s = QUICK
     ref = DetectEngine(s)
     want = ref.add(docs).events + ref.flush()
 
@@ -37,7 +39,7 @@ def test_restore_then_continue_equals_uninterrupted(docs: list[dict], cut: int) 
 
 
 def test_duplicates_are_counted_once(docs: list[dict]) -> None:
-    eng = DetectEngine(Settings())
+    eng = DetectEngine(QUICK)
     res1 = eng.add(docs[:3000])
     res2 = eng.add(docs[2500:3000])  # a producer retry of the last 500
     assert res2.duplicates == 500 and not res2.late
@@ -53,7 +55,7 @@ def test_garbage_is_refused_with_a_reason() -> None:
 
 
 def test_bucket_width_change_is_refused(docs: list[dict]) -> None:
-    eng = DetectEngine(Settings())
+    eng = DetectEngine(QUICK)
     eng.add(docs[:100])
     blob = checkpoint.encode(eng, 99)
     with pytest.raises(ValueError, match="CRISISWATCH_BUCKET_SECONDS"):

@@ -4,18 +4,22 @@ import orjson
 import pytest
 
 from schemas import validator
-from streams.detect import DetectEngine, crisis_id
+from streams.detect import DetectEngine
 from streams.ingest import Ingestor, RawRecord
+from streams.lifecycle import crisis_id
 from streams.sentiment import load_scorer
 from streams.settings import Settings
-from streams.synth import surge_stream
+from streams.synth import QUICK_SETTINGS, surge_stream
 
 BRANDS = ["acme", "globex", "initech", "umbrella"]
 
 
+QUICK = Settings(**QUICK_SETTINGS)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def ingestor() -> Ingestor:
-    return Ingestor(Settings(), load_scorer("vader"))
+    return Ingestor(QUICK, load_scorer("vader"))
 
 
 def scored(ingestor: Ingestor, mentions: list[dict]) -> list[dict]:
@@ -27,7 +31,7 @@ def scored(ingestor: Ingestor, mentions: list[dict]) -> list[dict]:
 @pytest.mark.parametrize("seed", range(6))
 def test_one_surge_gives_one_crisis_for_that_brand_only(ingestor: Ingestor, seed: int) -> None:
     docs = scored(ingestor, surge_stream(BRANDS, 10_000, surge_brand="globex", seed=seed))
-    eng = DetectEngine(Settings())
+    eng = DetectEngine(QUICK)
     events = eng.add(docs).events + eng.flush()
     assert [e["status"] for e in events if e["status"] == "opened"] == ["opened"]
     assert {e["brand"] for e in events} == {"globex"}
@@ -41,15 +45,15 @@ def test_one_surge_gives_one_crisis_for_that_brand_only(ingestor: Ingestor, seed
 
 def test_no_surge_no_crisis(ingestor: Ingestor) -> None:
     docs = scored(ingestor, surge_stream(BRANDS, 10_000, surge_brand=None, seed=3))
-    eng = DetectEngine(Settings())
+    eng = DetectEngine(QUICK)
     assert eng.add(docs).events + eng.flush() == []
 
 
 def test_batching_does_not_change_the_events(ingestor: Ingestor) -> None:
     docs = scored(ingestor, surge_stream(BRANDS, 6_000, surge_brand="acme", seed=4))
-    one = DetectEngine(Settings())
+    one = DetectEngine(QUICK)
     whole = one.add(docs).events + one.flush()
-    many = DetectEngine(Settings())
+    many = DetectEngine(QUICK)
     parts = []
     for i in range(0, len(docs), 137):
         parts += many.add(docs[i : i + 137]).events
@@ -67,5 +71,6 @@ def test_late_records_are_returned_not_counted() -> None:
 
 
 def test_crisis_id_is_deterministic() -> None:
-    assert crisis_id("acme", "negativity_surge", 42) == crisis_id("acme", "negativity_surge", 42)
-    assert crisis_id("acme", "negativity_surge", 42) != crisis_id("acme", "negativity_surge", 43)
+    assert crisis_id("acme", 42) == crisis_id("acme", 42)
+    assert crisis_id("acme", 42) != crisis_id("acme", 43)
+    assert crisis_id("acme", 42) != crisis_id("acme2", 42)
