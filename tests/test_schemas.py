@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import schemas
 from schemas import SchemaError, validator
@@ -46,3 +48,41 @@ def test_rfc3339_parser_requires_an_offset() -> None:
     assert schemas.parse_rfc3339("2026-01-01T00:00:00Z").timestamp() == 1767225600.0
     with pytest.raises(ValueError):
         schemas.parse_rfc3339("2026-01-01T00:00:00")
+
+
+# The fast (Rust) and the reference validator must agree on every document.
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+    st.sampled_from(
+        ["2026-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01t10:00:00.5+01:00", "x"]
+    ),
+)
+_mentions = st.fixed_dictionaries(
+    {},
+    optional={
+        k: _scalars
+        for k in (
+            "id",
+            "brand",
+            "text",
+            "created_at",
+            "author",
+            "author_followers",
+            "lang",
+            "sentiment",
+            "extra",
+        )
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_mentions)
+def test_fast_and_reference_validators_agree(doc: dict) -> None:
+    v = validator("mention.v1")
+    assert v._fast is not None
+    assert bool(v._fast.is_valid(doc)) == bool(v._v.is_valid(doc))
