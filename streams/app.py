@@ -23,12 +23,14 @@ from aiohttp import web as aiohttp_web
 from faust.types import EventT
 from faust.web import Request, Response, View
 
-from detectors import Detector, make_detector
+from detectors import Detector
 
+from . import checkpoint
 from . import metrics as m
 from .detect import DetectEngine
 from .ingest import DeadLetter, Ingestor, RawRecord
 from .logging_json import logging_config
+from .recovery import Recovery, checkpoint_topic, decode_scored
 from .sentiment import load_scorer
 from .settings import Settings
 
@@ -82,14 +84,22 @@ class Pipeline:
         self.counters: dict[str, int] = defaultdict(int)
         self.ops = m.OpsState(settings)
         self.timing = m.DetectTiming(settings.bucket_seconds)
+        self.recovery = Recovery(settings)
+        #: Per detect partition: records at or below this offset are in the restored state.
+        self.skip_through: dict[int, int] = {}
+        #: Per detect partition: the last offset counted into the engine.
+        self.offsets: dict[int, int] = {}
+        self.last_checkpoint: dict[int, float] = {}
 
-    def engine(self, partition: int) -> DetectEngine:
-        eng = self.engines.get(partition)
-        if eng is None:
-            # The wrapper records the score distribution; the engine sees the detector.
-            detector = m.ObservedDetector(make_detector(self.settings.detector))
-            eng = self.engines[partition] = DetectEngine(self.settings, cast(Detector, detector))
-        return eng
+    def drop(self, partition: int) -> None:
+        for d in (
+            self.engines,
+            self.skip_through,
+            self.offsets,
+            self.last_checkpoint,
+            self.last_seen,
+        ):
+            d.pop(partition, None)
 
     def brand_totals(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -118,7 +128,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(4 * settings.batch_size, 4096),
         broker_max_poll_records=max(settings.batch_size, 500),
-        producer_max_request_size=8 * 1024 * 1024,
+        producer_max_request_size=32 * 1024 * 1024,
         producer_linger_ms=5,
         producer_acks=-1,
         web_transport=f"tcp://{settings.web_host}",
@@ -227,6 +237,65 @@ def create_app(settings: Settings) -> faust.App:
         m.RECORDS_PRODUCED.labels(settings.topic_events).inc(len(events))
         return futs
 
+    ckpt_t = app.topic(
+        checkpoint_topic(settings),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        compacting=True,
+    )
+
+    async def count(p: int, docs: list[dict[str, Any]]) -> list[Any]:
+        """Feed one partition's scored mentions to its engine; publish what comes out."""
+        eng = pipe.engines[p]
+        res = eng.add(docs)
+        pipe.timing.closed(p, eng.next_close, res.events)
+        m.RECORDS_PROCESSED.labels("detect", "counted").inc(
+            len(docs) - len(res.late) - res.duplicates
+        )
+        m.RECORDS_PROCESSED.labels("detect", "duplicate").inc(res.duplicates)
+        futs = await publish(res.events)
+        futs += await dead_letter(
+            [
+                DeadLetter(
+                    RawRecord(d["brand"].encode(), orjson.dumps(d), settings.topic_scored, p, -1),
+                    f"late: bucket of created_at {d.get('created_at')} already closed",
+                    stage="detect",
+                )
+                for d in res.late
+            ]
+        )
+        return futs
+
+    async def restore(p: int, first_offset: int) -> None:
+        """Checkpoint + replay of the gap up to ``first_offset`` (see streams.recovery)."""
+        eng, ckpt = await pipe.recovery.load(p)
+        eng.detector = cast(Detector, m.ObservedDetector(eng.detector))
+        pipe.engines[p] = eng
+        pipe.skip_through[p] = ckpt
+        replayed = 0
+        async for chunk in pipe.recovery.replay(p, ckpt + 1, first_offset):
+            docs = [d for d in (decode_scored(v) for _, v in chunk) if d is not None]
+            replayed += len(chunk)
+            await asyncio.gather(*await count(p, docs))
+        pipe.offsets[p] = max(ckpt, first_offset - 1)
+        pipe.last_checkpoint[p] = time.monotonic()
+        log.info(
+            "partition %d: state from checkpoint at offset %d, %d records replayed up to %d",
+            p,
+            ckpt,
+            replayed,
+            first_offset - 1,
+            extra={"partition": p, "checkpoint_offset": ckpt, "replayed": replayed},
+        )
+
+    async def save_checkpoint(p: int) -> Any:
+        blob = checkpoint.encode(pipe.engines[p], pipe.offsets[p])
+        pipe.last_checkpoint[p] = time.monotonic()
+        return await ckpt_t.send(key=str(p).encode(), value=blob, partition=p)
+
     @app.agent(scored_t, name="detect")
     async def detect(stream: faust.StreamT) -> None:
         async for batch in cast(faust.Stream, stream).take_events(
@@ -239,47 +308,42 @@ def create_app(settings: Settings) -> faust.App:
             wall = time.time()
             lag = m.EVENT_TO_PROCESSED.labels("detect")
             for e in batch:
-                try:
-                    doc = orjson.loads(e.message.value or b"")
-                    event_time = float(doc["event_time"])
-                    str(doc["brand"])
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                    bad.append(
-                        DeadLetter(_raw(e), f"not a scored mention: {exc!r}", stage="detect")
-                    )
+                p, offset = e.message.partition, e.message.offset
+                if p not in pipe.engines:
+                    await restore(p, offset)
+                if offset <= pipe.skip_through.get(p, -1):
+                    continue  # already inside the restored checkpoint
+                pipe.offsets[p] = max(pipe.offsets.get(p, -1), offset)
+                doc = decode_scored(e.message.value or b"")
+                if doc is None:
+                    bad.append(DeadLetter(_raw(e), "not a scored mention", stage="detect"))
                     continue
-                by_partition[e.message.partition].append(doc)
+                by_partition[p].append(doc)
+                event_time = float(doc["event_time"])
                 lag.observe(wall - event_time)
                 # The scored record's timestamp is when ingest produced it.
-                pipe.timing.seen(e.message.partition, event_time, e.message.timestamp or wall)
+                pipe.timing.seen(p, event_time, e.message.timestamp or wall)
             futs = await dead_letter(bad)
             now = time.monotonic()
             for p, docs in by_partition.items():
-                eng = pipe.engine(p)
-                res = eng.add(docs)
                 pipe.last_seen[p] = now
-                pipe.timing.closed(p, eng.next_close, res.events)
-                late = len(res.late)
-                m.RECORDS_PROCESSED.labels("detect", "counted").inc(
-                    len(docs) - late - res.duplicates
-                )
-                m.RECORDS_PROCESSED.labels("detect", "duplicate").inc(res.duplicates)
-                futs += await publish(res.events)
-                futs += await dead_letter(
-                    [
-                        DeadLetter(
-                            RawRecord(
-                                d["brand"].encode(), orjson.dumps(d), settings.topic_scored, p, -1
-                            ),
-                            f"late: bucket of created_at {d.get('created_at')} already closed",
-                            stage="detect",
-                        )
-                        for d in res.late
-                    ]
-                )
+                futs += await count(p, docs)
+            for p in {e.message.partition for e in batch}:
+                if now - pipe.last_checkpoint.get(p, 0.0) >= settings.checkpoint_seconds:
+                    futs.append(await save_checkpoint(p))
             await asyncio.gather(*futs)
             pipe.counters["detect.in"] += len(batch)
             m.BATCH_DURATION.labels("detect").observe(time.perf_counter() - t0)
+
+    async def forget_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # The next owner (maybe this worker again) restores from the checkpoint
+        # and replays; stale in-memory state must not be reused.
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        for tp in revoked:
+            if tp.topic == settings.topic_scored:
+                pipe.drop(tp.partition)
+
+    app.on_partitions_revoked.connect(cast(Any, forget_revoked))
 
     async def caught_up(partition: int) -> bool:
         """Nothing left to read on this partition of the raw and scored topics (where assigned here)."""

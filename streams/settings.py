@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # A partition with no new records for this long closes its open buckets
     # (processing-time fallback so a quiet feed still reports).
     idle_flush_seconds: float = Field(default=5.0, gt=0)
+    # How often each detect partition writes its state to the checkpoint topic.
+    checkpoint_seconds: float = Field(default=5.0, gt=0)
     max_text_bytes: int = Field(default=65_536, ge=1)
     # Duplicate mention ids are dropped while their bucket is open and for this
     # many buckets after it closes (1 hour at the default 5-minute buckets).
