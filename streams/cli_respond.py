@@ -54,12 +54,20 @@ def _playbooks_path(given: Path | None) -> Path:
 @click.option(
     "--timeout", type=click.FloatRange(min=0), default=None, help="exit after this many seconds"
 )
+@click.option(
+    "--metrics/--no-metrics",
+    "metrics_enabled",
+    default=True,
+    show_default=True,
+    help="serve Prometheus /metrics on CRISISWATCH_WEB_HOST:CRISISWATCH_WEB_PORT",
+)
 def respond(
     sinks: tuple[str, ...],
     playbooks_path: Path | None,
     from_beginning: bool,
     max_events: int | None,
     timeout: float | None,
+    metrics_enabled: bool,
 ) -> None:
     """Consume crisis events (group CRISISWATCH_RESPONDER_GROUP) and notify every --sink.
 
@@ -89,6 +97,16 @@ def respond(
     if settings.log_level != "debug":
         # kafka-python narrates every connection attempt at INFO.
         logging.getLogger("kafka").setLevel(logging.WARNING)
+    if metrics_enabled:
+        from .metrics import start_metrics_server
+
+        try:
+            start_metrics_server(settings.web_host, settings.web_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {settings.web_host}:{settings.web_port} ({exc.strerror}); "
+                "set CRISISWATCH_WEB_PORT to a free port or pass --no-metrics"
+            ) from None
     responder = Responder(settings, sink_list, playbooks)
 
     def on_term(signum: int, frame: FrameType | None) -> None:

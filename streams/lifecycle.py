@@ -9,16 +9,16 @@ Per brand, after each closed bucket:
   mood is not positive (a product launch or a viral meme is loud but not a
   crisis: the bucket's negative share must be clearly above the brand's
   baseline and its mean sentiment not above it). The kind comes from the signals that drove the score:
-  ``volume_spike`` when volume did and one voice (an author and the reposts
-  of that author) makes up at least ``single_voice_share`` of the bucket,
-  else ``negativity_surge`` when the negative share did, else
+  ``volume_spike`` when one voice (an author and the reposts of that author)
+  makes up at least ``single_voice_share`` of the bucket, else ``negativity_surge`` when the negative share did, else
   ``sentiment_shift`` when mean sentiment did, else ``volume_spike``.
 - **escalate** when severity rises, or when negativity has not recovered
   ``sustained_after_buckets`` after opening (kind becomes
   ``sustained_negativity``: typically the brand's own response landed badly).
 - **update** every ``update_every_buckets`` buckets while open.
 - **resolve** after ``resolve_after_buckets`` consecutive quiet buckets:
-  score below ``close_threshold`` (hysteresis) and the negative share back
+  the fast signals (all but the slowly decaying mean-sentiment CUSUM) below
+  ``close_threshold`` (hysteresis) and the negative share back
   near the baseline it had when the crisis opened (detector baselines adapt
   during a long crisis; the recovery test must not). Then a cooldown of
   ``cooldown_buckets`` so one incident is not ten alerts.
@@ -112,16 +112,22 @@ class Lifecycle:
         self.s = settings
         self.open: dict[int, OpenCrisis] = {}
         self.cooldown: dict[int, int] = {}
+        # Brands whose mean-sentiment signal was still high when their crisis
+        # resolved: it cannot reopen one on its own until it has come down
+        # (hysteresis for a slowly decaying CUSUM).
+        self.latched: set[int] = set()
 
     def to_state(self) -> dict[str, Any]:
         return {
             "open": {str(i): c.to_state() for i, c in self.open.items()},
             "cooldown": {str(i): b for i, b in self.cooldown.items()},
+            "latched": sorted(self.latched),
         }
 
     def load_state(self, st: dict[str, Any]) -> None:
         self.open = {int(i): OpenCrisis.from_state(c) for i, c in st["open"].items()}
         self.cooldown = {int(i): b for i, b in st["cooldown"].items()}
+        self.latched = set(st.get("latched", ()))
 
     # -- policy --------------------------------------------------------------
     def _recovery_share(self, base: float) -> float:
@@ -150,8 +156,8 @@ class Lifecycle:
     def classify(self, sig: Signals, ev: Evidence | None, count: float) -> str:
         d = set(sig.drivers)
         voice = ev.top_voice() if ev else None
-        if "volume" in d and voice and count and voice[1] / count >= self.s.single_voice_share:
-            return "volume_spike"
+        if voice and voice[1] >= 5 and count and voice[1] / count >= self.s.single_voice_share:
+            return "volume_spike"  # one author and the reposts of that author drive it
         if "negative_share" in d:
             return "negativity_surge"
         if "mean_sentiment" in d:
@@ -176,7 +182,14 @@ class Lifecycle:
         share = float(st.negative[i] / st.scored[i]) if st.scored[i] else None
         mean = float(st.sentiment_sum[i] / st.scored[i]) if st.scored[i] else None
         crisis = self.open.get(i)
+        ms = sig.per_signal.get("mean_sentiment")
+        if i in self.latched and (ms is None or ms < s.close_threshold):
+            self.latched.discard(i)
+        if base.buckets < s.warmup_buckets and ms is not None and ms >= s.close_threshold:
+            self.latched.add(i)  # a CUSUM that climbed while the baseline was young
         if crisis is None:
+            if set(sig.drivers) <= {"mean_sentiment"} and i in self.latched:
+                return []
             if (
                 sig.score < s.open_threshold
                 or count < s.min_volume
@@ -215,11 +228,18 @@ class Lifecycle:
         if share is not None:
             crisis.share_ewma += 0.3 * (share - crisis.share_ewma)
         recovered = crisis.share_ewma <= self._recovery_share(crisis.base_negshare)
-        if (sig.score < s.close_threshold and recovered) or crisis.buckets >= s.max_open_buckets:
+        # A CUSUM on mean sentiment decays slowly after a shift ends; recovery
+        # is judged on the negative share (above) and the fast signals.
+        fast = max(
+            (v for k, v in sig.per_signal.items() if k != "mean_sentiment"), default=sig.score
+        )
+        if (recovered and fast < s.close_threshold) or crisis.buckets >= s.max_open_buckets:
             crisis.quiet += 1
             if crisis.quiet >= s.resolve_after_buckets or crisis.buckets >= s.max_open_buckets:
                 del self.open[i]
                 self.cooldown[i] = b + s.cooldown_buckets
+                if ms is not None and ms >= s.close_threshold:
+                    self.latched.add(i)
                 return [("resolved", crisis)]
             return []
         crisis.quiet = 0

@@ -83,13 +83,13 @@ class Settings(BaseSettings):
     resolve_after_buckets: int = Field(default=3, ge=1)
     update_every_buckets: int = Field(default=3, ge=1)
     cooldown_buckets: int = Field(default=6, ge=0)
-    sustained_after_buckets: int = Field(default=24, ge=1)
+    sustained_after_buckets: int = Field(default=36, ge=1)
     max_open_buckets: int = Field(default=2016, ge=1)
     single_voice_share: float = Field(default=0.2, gt=0, le=1)
     # No crisis opens before a brand has this much history (12 h of 5-minute buckets).
     warmup_buckets: int = Field(default=144, ge=0)
     # A volume-driven crisis also needs this much negative-share evidence.
-    volume_negativity_score: float = Field(default=0.35, ge=0, le=1)
+    volume_negativity_score: float = Field(default=0.5, ge=0, le=1)
     baseline_texts: int = Field(default=24, ge=0, le=1000)
     # A partition with no new records for this long closes its open buckets
     # (processing-time fallback so a quiet feed still reports).

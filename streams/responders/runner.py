@@ -47,6 +47,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from schemas import SchemaError, validator
 
+from .. import metrics
 from ..errors import BrokerUnavailable
 from ..settings import Settings
 from .playbooks import Playbooks
@@ -200,8 +201,8 @@ class Responder:
         return self._stop.wait(seconds)
 
     def _count(self, key: str, n: int = 1) -> None:
-        # The one place to wire Prometheus counters in later.
         self.counters[key] += n
+        metrics.responder_count(key, n)
 
     def _max_poll_interval_ms(self) -> int:
         # One record may take every sink's whole retry budget; the group must
