@@ -34,11 +34,17 @@ import numpy as np
 
 from detectors import BucketStats, Detector, make_detector
 
-from .evidence import Evidence
+from .evidence import SAMPLE, Evidence
 from .lifecycle import SEVERITIES, Baseline, Lifecycle, Signals
 from .settings import Settings
 
 MAX_GAP_BUCKETS = 10_000
+# Sentiment sums are kept in integer nano-units: integer-valued float64 sums
+# are exact below 2**53, so a bucket's sum does not depend on how its
+# mentions were batched (the stream and the backtest batch differently and
+# must agree to the last bit).
+GIGA = 1_000_000_000
+NANO = 1e-9
 
 
 def _pack(obj: Any) -> Any:
@@ -67,14 +73,15 @@ def _unpack(obj: Any) -> Any:
 class Bucket:
     """Accumulators of one open bucket, one row per brand index."""
 
-    __slots__ = ("count", "evidence", "negative", "scored", "sentiment_sum")
+    __slots__ = ("count", "evidence", "negative", "samples", "scored", "sentiment_sum")
 
     def __init__(self, n: int) -> None:
         self.count = np.zeros(n)
         self.scored = np.zeros(n)
         self.negative = np.zeros(n)
         self.sentiment_sum = np.zeros(n)
-        self.evidence: dict[int, Evidence] = {}
+        self.evidence: dict[int, Evidence] = {}  # negative mentions only
+        self.samples: dict[int, list[str]] = {}  # a few texts of any tone, per brand
 
     def ensure(self, n: int) -> None:
         if n > len(self.count):
@@ -93,6 +100,7 @@ class Bucket:
             "negative": self.negative[:n],
             "sentiment_sum": self.sentiment_sum[:n],
             "evidence": {str(i): e.to_state() for i, e in self.evidence.items()},
+            "samples": {str(i): v for i, v in self.samples.items()},
         }
 
     @classmethod
@@ -101,12 +109,13 @@ class Bucket:
         for name in ("count", "scored", "negative", "sentiment_sum"):
             getattr(b, name)[:] = np.asarray(st[name], dtype=np.float64)
         b.evidence = {int(i): Evidence.from_state(e) for i, e in st["evidence"].items()}
+        b.samples = {int(i): list(v) for i, v in st["samples"].items()}
         return b
 
     def stats(self, n: int) -> BucketStats:
         self.ensure(n)
         return BucketStats(
-            self.count[:n], self.scored[:n], self.negative[:n], self.sentiment_sum[:n]
+            self.count[:n], self.scored[:n], self.negative[:n], self.sentiment_sum[:n] * NANO
         )
 
 
@@ -209,46 +218,80 @@ class DetectEngine:
         return i
 
     def add(self, docs: Iterable[dict[str, Any]]) -> AddResult:
-        """Count scored mentions into their buckets, then close what the watermark allows."""
+        """Count scored mentions into their buckets, then close what the watermark allows.
+
+        One pass of cheap per-record work (dedupe, bucket, brand index, evidence
+        for negative mentions only); the sums go into the bucket arrays with one
+        ``bincount`` per bucket at the end.
+        """
         res = AddResult()
         w = self.width
+        seen_map, buckets, index = self.seen, self.buckets, self.index
+        pending: dict[int, tuple[list[int], list[int], list[int], list[int]]] = {}
+        next_close = self.next_close
+        max_t = self.max_event_time
         for doc in docs:
-            t = float(doc["event_time"])
+            t = doc["event_time"]
             b = int(t // w)
-            if self.next_close is None:
-                self.next_close = b
-            seen = self.seen.get(b)
-            mid = str(doc["id"])
+            if next_close is None:
+                next_close = self.next_close = b
+            mid = doc["id"]
+            seen = seen_map.get(b)
             if seen is not None and mid in seen:
                 # The same mention again (a producer retry, or a replay after a
                 # crash): counted once only.
                 res.duplicates += 1
                 continue
-            if b < self.next_close:
+            if b < next_close:
                 res.late.append(doc)
                 continue
             if seen is None:
-                seen = self.seen[b] = set()
+                seen = seen_map[b] = set()
             seen.add(mid)
-            i = self._brand(doc["brand"])
-            bucket = self.buckets.get(b)
+            brand = doc["brand"]
+            i = index.get(brand)
+            if i is None:
+                i = self._brand(brand)
+            bucket = buckets.get(b)
             if bucket is None:
-                bucket = self.buckets[b] = Bucket(max(16, len(self.brands)))
-            bucket.ensure(i + 1)
-            bucket.count[i] += 1.0
+                bucket = buckets[b] = Bucket(max(16, len(self.brands)))
+                pend = pending[b] = ([], [], [], [])
+            else:
+                pend = pending.get(b) or pending.setdefault(b, ([], [], [], []))
+            pend[0].append(i)
+            sample = bucket.samples.get(i)
+            if sample is None:
+                bucket.samples[i] = [doc["text"][:280]]
+            elif len(sample) < SAMPLE:
+                sample.append(doc["text"][:280])
             s = doc.get("sentiment")
             if s is not None:
-                bucket.scored[i] += 1.0
-                bucket.sentiment_sum[i] += s
+                pend[1].append(i)
+                pend[2].append(round(s * GIGA))
                 if doc.get("sentiment_label") == "negative":
-                    bucket.negative[i] += 1.0
-            ev = bucket.evidence.get(i)
-            if ev is None:
-                ev = bucket.evidence[i] = Evidence()
-            ev.add(doc)
-            self.totals[doc["brand"]] += 1
-            if t > self.max_event_time:
-                self.max_event_time = t
+                    pend[3].append(i)
+                    ev = bucket.evidence.get(i)
+                    if ev is None:
+                        ev = bucket.evidence[i] = Evidence()
+                    ev.add(doc)
+            if t > max_t:
+                max_t = t
+        self.max_event_time = max_t
+        n = len(self.brands)
+        totals = np.zeros(n)
+        for b, (idx, sidx, svals, nidx) in pending.items():
+            bucket = buckets[b]
+            bucket.ensure(n)
+            counts = np.bincount(idx, minlength=n)
+            totals += counts
+            bucket.count[:n] += counts
+            if sidx:
+                bucket.scored[:n] += np.bincount(sidx, minlength=n)
+                bucket.sentiment_sum[:n] += np.bincount(sidx, weights=svals, minlength=n)
+            if nidx:
+                bucket.negative[:n] += np.bincount(nidx, minlength=n)
+        for i in np.flatnonzero(totals).tolist():
+            self.totals[self.brands[i]] += int(totals[i])
         watermark = self.max_event_time - self.s.allowed_lateness_seconds
         res.events.extend(self._close_until(int(watermark // w)))
         return res
@@ -376,10 +419,10 @@ class DetectEngine:
                     life.event(status, crisis, brand, b, self.width, st, i, sig, base, sample)
                 )
         # Calm buckets feed the baseline vocabulary used to contrast crisis terms.
-        for i, ev in bucket.evidence.items():
-            if i not in life.open and ev.sample:
+        for i, texts in bucket.samples.items():
+            if i not in life.open:
                 d = self.samples.get(i)
                 if d is None:
                     d = self.samples[i] = deque(maxlen=self.s.baseline_texts)
-                d.extend(ev.sample)
+                d.extend(texts)
         return events

@@ -1,8 +1,8 @@
 """Evidence for crisis events: what a communications team reads first.
 
-Per brand and bucket, bounded accumulators: the most negative high-reach
-mentions, terms of negative mentions, authors with their reach, "voices"
-(an author, or the author a repost amplifies), platforms. A crisis merges
+Per brand and bucket, bounded accumulators over the *negative* mentions: the
+most negative high-reach ones, their terms, authors with their reach,
+"voices" (an author, or the author a repost amplifies), platforms. A crisis merges
 the evidence of its buckets. At event time the terms are contrasted with the
 brand's baseline (a small reservoir of recent mentions from calm buckets)
 with scikit-learn's TF-IDF, so the top terms are the ones that set the
@@ -28,7 +28,7 @@ from typing import Any
 EXAMPLES = 5
 TOP_TERMS = 10
 TOP_AUTHORS = 5
-SAMPLE = 4  # texts kept per bucket and brand for the baseline
+SAMPLE = 4  # texts kept per bucket and brand for the baseline vocabulary
 MAX_KEYS = 2000  # per Counter; trimmed to the top 500 beyond this
 
 _WORD = re.compile(r"[a-z][a-z'’]{2,}")
@@ -148,13 +148,12 @@ class Evidence:
     reach: dict[str, int] = field(default_factory=dict)
     seq: int = 0
     mentions: int = 0
-    #: A few recent texts (any tone): the brand's baseline vocabulary when calm.
-    sample: list[str] = field(default_factory=list)
 
     def add(self, doc: dict[str, Any]) -> None:
+        """Add one *negative* mention (the engine passes only those: it is the
+        negative conversation a comms team needs to see, and it keeps the
+        per-mention cost off the calm majority)."""
         self.mentions += 1
-        if len(self.sample) < SAMPLE:
-            self.sample.append(doc["text"][:280])
         author = doc.get("author")
         followers = doc.get("author_followers") or 0
         if author:
@@ -165,8 +164,6 @@ class Evidence:
         if voice:
             self.voices[voice] += 1
         self.platforms[doc.get("platform") or "unknown"] += 1
-        if doc.get("sentiment_label") != "negative":
-            return
         # Most negative, highest reach first: the mentions a comms team must read.
         weight = -float(doc.get("sentiment") or 0.0) * math.log10(10.0 + followers)
         self.seq += 1
@@ -223,7 +220,6 @@ class Evidence:
             "reach": self.reach,
             "seq": self.seq,
             "mentions": self.mentions,
-            "sample": self.sample,
         }
 
     @classmethod
@@ -237,7 +233,6 @@ class Evidence:
             reach=dict(st["reach"]),
             seq=int(st["seq"]),
             mentions=int(st["mentions"]),
-            sample=list(st["sample"]),
         )
         heapq.heapify(ev.examples)
         return ev
