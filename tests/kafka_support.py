@@ -67,6 +67,8 @@ class WorkerFactory:
     tmp: Path
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     workers: list[Worker] = field(default_factory=list)
+    #: Short-stream detector settings (streams.synth.QUICK_SETTINGS); False = shipped defaults.
+    quick: bool = True
 
     def env(self, **overrides: str) -> dict[str, str]:
         r = self.run
@@ -80,7 +82,10 @@ class WorkerFactory:
             "CRISISWATCH_TOPIC_EVENTS": f"t{r}.crisis.events",
             "CRISISWATCH_PARTITIONS": "4",
             "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
-            **{f"CRISISWATCH_{k.upper()}": v for k, v in QUICK_SETTINGS.items()},
+            **{
+                f"CRISISWATCH_{k.upper()}": v
+                for k, v in (QUICK_SETTINGS if self.quick else {}).items()
+            },
         }
         env.update({f"CRISISWATCH_{k.upper()}": v for k, v in overrides.items()})
         return env
