@@ -111,6 +111,10 @@ def generate(
         for m in mentions:
             f.write(orjson.dumps(m) + b"\n")
     truth.write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2) + b"\n")
+    # Brands and days for per-brand-week rates in `crisiswatch evaluate --truth`.
+    truth.with_suffix(".meta.json").write_bytes(
+        orjson.dumps({"brands": brands, "days": days, "seed": seed})
+    )
     click.echo(
         f"{len(mentions)} mentions for {brands} brands over {days} days → {out}; {len(plan)} scenarios → {truth}"
     )

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from statistics import median
 from typing import Any
+
+import orjson
 
 
 def _t(iso: str) -> float:
@@ -98,3 +101,57 @@ def score_events(
             {k: e[k] for k in ("brand", "kind", "window_start", "crisis_id")} for e in false_alarms
         ],
     }
+
+
+def evaluate_files(events_path: Path, truth_path: Path) -> dict[str, Any]:
+    """Score an events JSONL file against a truth JSON file; brands and days come from the truth."""
+    from .errors import InputFileError
+
+    try:
+        truth = orjson.loads(truth_path.read_bytes())
+        events = [
+            orjson.loads(line) for line in events_path.read_bytes().splitlines() if line.strip()
+        ]
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{exc.filename}: no such file") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(f"not JSON: {exc}") from None
+    if not isinstance(truth, list) or not all(isinstance(t, dict) and "brand" in t for t in truth):
+        raise InputFileError(
+            f"{truth_path}: expected a list of scenarios as written by `crisiswatch generate`"
+        )
+    brands = sorted({e["brand"] for e in events} | {t["brand"] for t in truth})
+    times = [_t(t["start"]) for t in truth] + [
+        _t(e["detected_at"]) for e in events if "detected_at" in e
+    ]
+    days = max(1.0, (max(times) - min(times)) / 86400.0) if times else 1.0
+    meta = truth_meta(truth_path)
+    return score_events(
+        events, truth, brands=meta.get("brands", len(brands)), days=meta.get("days", days)
+    )
+
+
+def truth_meta(truth_path: Path) -> dict[str, Any]:
+    """``<truth>.meta.json`` beside the truth file, if ``generate`` wrote one (brands, days)."""
+    meta = truth_path.with_suffix(".meta.json")
+    return dict(orjson.loads(meta.read_bytes())) if meta.is_file() else {}
+
+
+def format_report(r: dict[str, Any]) -> str:
+    lines = [
+        f"crises detected: {r['detected']}/{r['crises']} (recall {r['recall']})",
+        "recall by kind: " + ", ".join(f"{k} {v}" for k, v in r["recall_by_kind"].items()),
+        f"detection delay: median {r['median_delay_minutes']} min, max {r['max_delay_minutes']} min",
+        f"false alarms: {r['false_alarms']} ({r['false_alarms_per_brand_week']} per brand-week)",
+        "alarms on distractors: "
+        + (", ".join(f"{k} {v}" for k, v in r["alarms_on_distractors"].items()) or "none"),
+    ]
+    for row in r["scenarios"]:
+        mark = "✓" if row["detected"] else "✗"
+        extra = (
+            f" after {row['delay_minutes']} min as {row['detected_kind']}"
+            if row["detected"]
+            else ""
+        )
+        lines.append(f"  {mark} {row['kind']:22} {row['brand']:12} {row['start']}{extra}")
+    return "\n".join(lines)
