@@ -21,6 +21,16 @@ Gaps and warm-up are each signal's own (see their modules): a brand with no
 mentions in a bucket keeps a volume observation (0 mentions) and no
 negativity or sentiment evidence.
 
+Speed: one numba kernel runs all three signals' step functions (the same
+arithmetic as the single-signal detectors, whose state arrays it updates in
+place), the maximum and the driver bits, block by block (``BLOCK`` brands:
+one loop per signal inside a block, so few values are live around each
+``log``/``exp`` call and the block's data stay in cache). The negative-share z is put on
+the surprise scale by :func:`~detectors.kernels.gauss_surprise_fast`
+(one-sided: fewer negatives than expected is no evidence, score 0). From
+``PARALLEL_MIN_BRANDS`` brands the loop runs on numba's threads; results
+are identical (brands are independent).
+
 >>> import numpy as np
 >>> det = CrisisDetector(volume={"bucket_seconds": 3600, "warmup_hours": 24})
 >>> calm = BucketStats(*(np.array([v]) for v in (100.0, 100.0, 10.0, 20.0)))
@@ -35,22 +45,157 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
+import numpy.typing as npt
 
 from .base import BucketStats, Detector, FloatArray, register
-from .kernels import gauss_scores
-from .negative_share import NegativeShareDetector
-from .sentiment import SentimentShiftDetector
-from .volume import VolumeDetector
+from .kernels import SURPRISE_HALF, gauss_surprise_fast, surprise_score
+from .negative_share import NegativeShareDetector, negshare_z_step
+from .sentiment import METHODS, SentimentShiftDetector, sentiment_step
+from .volume import PARALLEL_MIN_BRANDS, Config, VolumeDetector, brand_big, brand_step
 
 SIGNALS = ("volume", "negative_share", "mean_sentiment")
 DRIVER_BITS = {name: 1 << i for i, name in enumerate(SIGNALS)}
+_B_VOL, _B_NEG, _B_SENT = (DRIVER_BITS[s] for s in SIGNALS)
+IntArray = npt.NDArray[np.int64]
+NegParams = tuple[float, float, float, float]
+SentParams = tuple[float, float, float, float, float, int, float]
 
 
-def _z_score(z: FloatArray) -> FloatArray:
-    out = np.zeros(len(z))
-    gauss_scores(np.ascontiguousarray(z, dtype=np.float64), out)
-    return out
+#: Brands per block: each block runs the three signals as separate loops
+#: (few live values per loop, so no register spills around the ``log``/``exp``
+#: calls) over data that stays in cache; threads take whole blocks.
+BLOCK = 2048
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _crisis_block(
+    start: int,
+    stop: int,
+    count: FloatArray,
+    scored: FloatArray,
+    negative: FloatArray,
+    sentiment_sum: FloatArray,
+    slot: int,
+    v_profile: FloatArray,
+    v_state: FloatArray,
+    v_table: FloatArray,
+    v_cfg: Config,
+    n_base: FloatArray,
+    n_weight: FloatArray,
+    n_buckets: FloatArray,
+    n_par: NegParams,
+    s_state: FloatArray,
+    s_par: SentParams,
+    driver_threshold: float,
+    out: FloatArray,
+    out_vol: FloatArray,
+    out_neg: FloatArray,
+    out_sent: FloatArray,
+    out_drivers: IntArray,
+) -> None:
+    """Brands ``start..stop-1``: volume, negative-share z, sentiment, then max and drivers."""
+    for i in range(start, stop):  # expected counts first (out_vol as scratch)
+        out_vol[i] = brand_big(slot, v_profile, v_state, i, v_cfg)
+    for i in range(start, stop):
+        out_vol[i] = brand_step(
+            count[i], slot, v_profile, v_state, i, v_table, v_cfg, False, out_vol[i]
+        )
+    a, prior, prior_weight, min_buckets = n_par
+    for i in range(start, stop):
+        out_neg[i], n_base[i], n_weight[i], n_buckets[i] = negshare_z_step(
+            scored[i], negative[i], n_base[i], n_weight[i], n_buckets[i],
+            a, prior, prior_weight, min_buckets,
+        )  # fmt: skip
+    s_alpha, k, min_sd, prior_sd, s_min, method, forget = s_par
+    for i in range(start, stop):
+        out_sent[i], _ = sentiment_step(
+            scored[i], sentiment_sum[i], s_state, i,
+            s_alpha, k, min_sd, prior_sd, s_min, method, forget,
+        )  # fmt: skip
+    for i in range(start, stop):
+        vol, sent = out_vol[i], out_sent[i]
+        neg = surprise_score(gauss_surprise_fast(out_neg[i]), SURPRISE_HALF)
+        out_neg[i] = neg
+        out[i] = max(vol, neg, sent)
+        drivers = 0
+        if vol >= driver_threshold:
+            drivers |= _B_VOL
+        if neg >= driver_threshold:
+            drivers |= _B_NEG
+        if sent >= driver_threshold:
+            drivers |= _B_SENT
+        out_drivers[i] = drivers
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def crisis_update(
+    count: FloatArray,
+    scored: FloatArray,
+    negative: FloatArray,
+    sentiment_sum: FloatArray,
+    slot: int,
+    v_profile: FloatArray,
+    v_state: FloatArray,
+    v_table: FloatArray,
+    v_cfg: Config,
+    n_base: FloatArray,
+    n_weight: FloatArray,
+    n_buckets: FloatArray,
+    n_par: NegParams,
+    s_state: FloatArray,
+    s_par: SentParams,
+    driver_threshold: float,
+    out: FloatArray,
+    out_vol: FloatArray,
+    out_neg: FloatArray,
+    out_sent: FloatArray,
+    out_drivers: IntArray,
+) -> None:
+    """All brands of one bucket, all three signals (one thread)."""
+    n = count.shape[0]
+    for start in range(0, n, BLOCK):
+        _crisis_block(
+            start, min(start + BLOCK, n), count, scored, negative, sentiment_sum, slot,
+            v_profile, v_state, v_table, v_cfg, n_base, n_weight, n_buckets, n_par,
+            s_state, s_par, driver_threshold, out, out_vol, out_neg, out_sent, out_drivers,
+        )  # fmt: skip
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", parallel=True)
+def crisis_update_parallel(
+    count: FloatArray,
+    scored: FloatArray,
+    negative: FloatArray,
+    sentiment_sum: FloatArray,
+    slot: int,
+    v_profile: FloatArray,
+    v_state: FloatArray,
+    v_table: FloatArray,
+    v_cfg: Config,
+    n_base: FloatArray,
+    n_weight: FloatArray,
+    n_buckets: FloatArray,
+    n_par: NegParams,
+    s_state: FloatArray,
+    s_par: SentParams,
+    driver_threshold: float,
+    out: FloatArray,
+    out_vol: FloatArray,
+    out_neg: FloatArray,
+    out_sent: FloatArray,
+    out_drivers: IntArray,
+) -> None:
+    """:func:`crisis_update` with blocks on numba's threads (identical results)."""
+    n = count.shape[0]
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        start = b * BLOCK
+        _crisis_block(
+            start, min(start + BLOCK, n), count, scored, negative, sentiment_sum, slot,
+            v_profile, v_state, v_table, v_cfg, n_base, n_weight, n_buckets, n_par,
+            s_state, s_par, driver_threshold, out, out_vol, out_neg, out_sent, out_drivers,
+        )  # fmt: skip
 
 
 @register
@@ -59,6 +204,9 @@ class CrisisDetector(Detector):
 
     name: ClassVar[str] = "crisis"
     state_fields: ClassVar[tuple[str, ...]] = ()
+
+    #: ``"auto"``: threads from ``PARALLEL_MIN_BRANDS`` brands; ``"serial"``/``"parallel"``: always.
+    threading: str = "auto"
 
     def __init__(
         self,
@@ -96,17 +244,50 @@ class CrisisDetector(Detector):
 
     def update(self, stats: BucketStats, timestamp: float | None = None) -> FloatArray:
         stats = stats.check(1)
-        self.ensure_rows(stats.count.shape[0])
-        vol = self.volume.update(stats, timestamp)
-        _, z_neg = self.negative_share.update_z(stats)
-        sent = self.mean_sentiment.update(stats)
-        scores = {"volume": vol, "negative_share": _z_score(z_neg), "mean_sentiment": sent}
-        self.last_scores = scores
-        drivers = np.zeros(len(vol), dtype=np.int64)
-        for s in SIGNALS:
-            drivers |= np.where(scores[s] >= self.driver_threshold, DRIVER_BITS[s], 0)
+        n = stats.count.shape[0]
+        self.ensure_rows(n)
+        slot = self.volume.slot_of(timestamp)
+        out, vol, neg, sent = (np.zeros(n) for _ in range(4))
+        drivers = np.zeros(n, dtype=np.int64)
+        ns, ms = self.negative_share, self.mean_sentiment
+        parallel = self.threading == "parallel" or (
+            self.threading == "auto" and n >= PARALLEL_MIN_BRANDS
+        )
+        kernel = crisis_update_parallel if parallel else crisis_update
+        kernel(
+            stats.count,
+            stats.scored,
+            stats.negative,
+            stats.sentiment_sum,
+            slot,
+            self.volume.profile,
+            self.volume.state,
+            self.volume._table,
+            self.volume._cfg,
+            ns.p_base,
+            ns.weight,
+            ns.buckets,
+            (ns._alpha, ns.prior, ns.prior_weight, float(ns.min_buckets)),
+            ms.state,
+            (
+                ms._alpha,
+                ms.k,
+                ms.min_sd,
+                ms.prior_sd,
+                float(ms.min_buckets),
+                METHODS.index(ms.method),
+                ms.forget,
+            ),
+            self.driver_threshold,
+            out,
+            vol,
+            neg,
+            sent,
+            drivers,
+        )
+        self.last_scores = {"volume": vol, "negative_share": neg, "mean_sentiment": sent}
         self.last_drivers = drivers
-        return np.maximum(np.maximum(vol, scores["negative_share"]), sent)
+        return out
 
     def drivers(self, i: int) -> list[str]:
         """Names of the signals that drove brand ``i``'s last score (>= driver_threshold)."""

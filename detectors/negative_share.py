@@ -59,6 +59,44 @@ def signed_root_deviance(k: float, n: float, p: float) -> float:
 
 
 @numba.njit(nogil=True, cache=True)
+def negshare_z_step(
+    n: float,
+    k: float,
+    p_base: float,
+    weight: float,
+    buckets: float,
+    alpha: float,
+    prior: float,
+    prior_weight: float,
+    min_buckets: float,
+) -> tuple[float, float, float, float]:
+    """One brand, one bucket, without the score: returns (z, p_base, weight, buckets).
+
+    ``z`` is the signed root deviance of the negative count (NaN for a gap or
+    during warm-up). :func:`negshare_step_z` adds ``Phi(z)``; the crisis
+    detector needs only ``z``, so it skips the ``erf``.
+    """
+    if not (n > 0.0) or k != k:  # gap or NaN: no evidence, no state change
+        return math.nan, p_base, weight, buckets
+    # Shrink the young baseline towards the prior share.
+    p0 = (p_base * weight + prior * prior_weight) / (weight + prior_weight)
+    p0 = min(max(p0, 0.01), 0.99)
+    z = signed_root_deviance(k - 0.5, n, p0)
+    if not buckets >= min_buckets:
+        z = math.nan
+    share = k / n
+    cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) / n)
+    if share > cap:
+        share = cap
+    # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
+    # up to a full alpha step at 30 mentions.
+    a = alpha * min(1.0, n / 30.0)
+    p_base = share if weight == 0.0 else (1.0 - a) * p_base + a * share
+    weight = min(weight + n, 1e6)
+    return z, p_base, weight, buckets + 1.0
+
+
+@numba.njit(nogil=True, cache=True)
 def negshare_step_z(
     n: float,
     k: float,
@@ -73,29 +111,13 @@ def negshare_step_z(
     """One brand, one bucket: returns (score, z, p_base, weight, buckets).
 
     ``z`` is the signed root deviance of the negative count (NaN for a gap or
-    during warm-up); ``score = Phi(z)``.
+    during warm-up); ``score = Phi(z)`` (0 for a gap or during warm-up).
     """
-    if not (n > 0.0) or k != k:  # gap or NaN: no evidence, no state change
-        return 0.0, math.nan, p_base, weight, buckets
-    # Shrink the young baseline towards the prior share.
-    p0 = (p_base * weight + prior * prior_weight) / (weight + prior_weight)
-    p0 = min(max(p0, 0.01), 0.99)
-    z = signed_root_deviance(k - 0.5, n, p0)
-    score = 0.0
-    if buckets >= min_buckets:
-        score = 0.5 * (1.0 + math.erf(z / _SQRT2))
-    else:
-        z = math.nan
-    share = k / n
-    cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) / n)
-    if share > cap:
-        share = cap
-    # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
-    # up to a full alpha step at 30 mentions.
-    a = alpha * min(1.0, n / 30.0)
-    p_base = share if weight == 0.0 else (1.0 - a) * p_base + a * share
-    weight = min(weight + n, 1e6)
-    return score, z, p_base, weight, buckets + 1.0
+    z, p_base, weight, buckets = negshare_z_step(
+        n, k, p_base, weight, buckets, alpha, prior, prior_weight, min_buckets
+    )
+    score = 0.5 * (1.0 + math.erf(z / _SQRT2)) if z == z else 0.0
+    return score, z, p_base, weight, buckets
 
 
 @numba.njit(nogil=True, cache=True)

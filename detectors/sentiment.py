@@ -55,11 +55,12 @@ METHODS = ("cusum", "page_hinkley")
 _N_STATE = 7
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, inline="always")
 def sentiment_step(
     n: float,
     total: float,
     state: FloatArray,
+    i: int,
     alpha: float,
     k: float,
     min_sd: float,
@@ -68,25 +69,29 @@ def sentiment_step(
     method: int,
     forget: float,
 ) -> tuple[float, float]:
-    """One brand, one bucket: returns (score, z); updates ``state`` in place."""
+    """Brand ``i``, one bucket: returns (score, z); updates row ``i`` of ``state`` in place.
+
+    Indexes the 2-D state in place (no row view: a view costs a reference
+    count per call, which dominated a many-brand update).
+    """
     if not (n > 0.0) or total != total:
         return 0.0, math.nan
     m = total / n
-    base, var1, buckets = state[0], state[1], state[2]
+    base, var1, buckets = state[i, 0], state[i, 1], state[i, 2]
     if buckets == 0.0:
-        state[0], state[1], state[2] = m, prior_sd * prior_sd, 1.0
+        state[i, 0], state[i, 1], state[i, 2] = m, prior_sd * prior_sd, 1.0
         return 0.0, math.nan
     se = math.sqrt(var1 / n + min_sd * min_sd)
     z = (m - base) / se
     if method == 0:
-        pos, neg = cusum_step(state[3], state[4], z, k)
-        state[3], state[4] = pos, neg
+        pos, neg = cusum_step(state[i, 3], state[i, 4], z, k)
+        state[i, 3], state[i, 4] = pos, neg
         stat = neg
     else:
         mean, cnt, cum, cum_min = page_hinkley_step(
-            state[3], state[4], state[5], state[6], -z, k, forget
+            state[i, 3], state[i, 4], state[i, 5], state[i, 6], -z, k, forget
         )
-        state[3], state[4], state[5], state[6] = mean, cnt, cum, cum_min
+        state[i, 3], state[i, 4], state[i, 5], state[i, 6] = mean, cnt, cum, cum_min
         stat = cum - cum_min
     score = 0.0
     if buckets >= min_buckets:
@@ -99,7 +104,11 @@ def sentiment_step(
     var1 += a * (d2 - var1)
     # Floor the per-mention variance: a brand whose few mentions happened to
     # agree must not look infinitely precise.
-    state[0], state[1], state[2] = base, max(var1, 0.25 * prior_sd * prior_sd), buckets + 1.0
+    state[i, 0], state[i, 1], state[i, 2] = (
+        base,
+        max(var1, 0.25 * prior_sd * prior_sd),
+        buckets + 1.0,
+    )
     return score, z
 
 
@@ -120,7 +129,7 @@ def sentiment_update(
 ) -> None:
     for i in range(scored.shape[0]):
         out[i], out_z[i] = sentiment_step(
-            scored[i], total[i], state[i], alpha, k, min_sd, prior_sd, min_buckets, method, forget
+            scored[i], total[i], state, i, alpha, k, min_sd, prior_sd, min_buckets, method, forget
         )
 
 

@@ -50,7 +50,7 @@ def _inputs(path: Path) -> list[Path]:
     "params",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Override a VolumeDetector default (repeatable), e.g. -p smooth_hours=6.",
+    help="Override a VolumeDetector default (repeatable), e.g. -p scale_memory_hours=72.",
 )
 def detect_series_cmd(src: Path, dst: Path, params: tuple[str, ...]) -> None:
     """Score SRC (timestamp,value per bucket) into DST (timestamp,value,anomaly_score).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from detectors import (
     SentimentShiftDetector,
     VolumeDetector,
 )
+from detectors.kernels import gauss_surprise, surprise_score
 from detectors.series import DEFAULT_THRESHOLD, detect_series, infer_bucket_seconds
 
 DAY = 288  # 5-minute buckets
@@ -73,10 +76,103 @@ def test_volume_clock_without_timestamps_advances_one_bucket() -> None:
 
 
 def test_volume_rejects_bad_params() -> None:
-    with pytest.raises(ValueError, match="smooth_hours"):
-        VolumeDetector(smooth_hours=0)
+    with pytest.raises(ValueError, match="scale_memory_hours"):
+        VolumeDetector(scale_memory_hours=0)
+    with pytest.raises(ValueError, match="scales_hours"):
+        VolumeDetector(scales_hours=(1.0, 2.0, 3.0, 4.0))
+    with pytest.raises(ValueError, match="event_drop"):
+        VolumeDetector(event_drop=1.0)
     with pytest.raises(ValueError, match="timestamp"):
         VolumeDetector().slot_of(float("nan"))
+
+
+def test_volume_refractory_period_alarms_again_only_on_a_higher_peak() -> None:
+    t, x = diurnal(10, 50.0, seed=4)
+    first, second = 8 * DAY, 8 * DAY + 8 * 12  # 8 hours apart: inside the 24 h refractory
+    x[first : first + 24] *= 5
+    x[second : second + 24] *= 3  # smaller: no new alarm
+    s = VolumeDetector().score_series(x, t)
+    hits = np.flatnonzero(s >= DEFAULT_THRESHOLD)
+    assert len(hits) >= 1 and hits.max() < second
+    x[second : second + 24] *= 4  # now 12x, higher than the first: alarms again
+    s = VolumeDetector().score_series(x, t)
+    assert (s[second : second + 48] >= DEFAULT_THRESHOLD).any()
+
+
+def test_volume_fewer_scales_are_padded_and_old_state_is_rejected() -> None:
+    t, x = diurnal(4, 20.0, seed=5)
+    one = VolumeDetector(scales_hours=(1.0,), sparse=False).score_series(x, t)
+    same = VolumeDetector(scales_hours=(1.0, 1.0, 1.0), sparse=False).score_series(x, t)
+    np.testing.assert_array_equal(one, same)
+    state = VolumeDetector().to_state()
+    state["__params__"] = {"smooth_hours": 12.0}
+    with pytest.raises(ValueError, match="older volume detector"):
+        VolumeDetector.from_state(state)
+
+
+def reference_volume(x: np.ndarray, t: np.ndarray, det: VolumeDetector) -> np.ndarray:
+    """Plain-Python transcription of the dense volume score (module docstring steps 1-4)."""
+    p = det.params
+    per_hour = 3600.0 / p["bucket_seconds"]
+    hl = lambda h: 1 - 0.5 ** (1 / h)  # noqa: E731
+    alphas = [2 / (h * per_hour + 1) for h in p["scales_hours"]]
+    a_level, a_prof = (
+        hl(p["level_halflife_hours"] * per_hour),
+        hl(p["profile_halflife_days"] * per_hour),
+    )
+    a_scale = hl(p["scale_memory_hours"] * per_hour)
+    a_cal = hl(p["calibration_halflife_days"] * 24 * per_hour)
+    q_u, c, clip = 0.5 * p["tail_z"] ** 2, p["offset"], p["clip"]
+    level = pmean = age = 0.0
+    prof = [0.0] * 24
+    m = [0.0] * 3
+    sc = [0.3] * 3
+    rate, me = 0.05, 1.0
+    out = np.zeros(len(x))
+    for i, (xi, ti) in enumerate(zip(x, t, strict=True)):
+        s = int((ti % 86400) // 3600)
+        y = math.log(max(xi, 0) + c)
+        if age == 0:
+            level = y
+        expected = level + prof[s] - pmean
+        e = y - expected
+        mu = max(math.exp(expected), c + 0.05) - c
+        var_pois = mu / (mu + c) ** 2
+        qs = []
+        for k, a in enumerate(alphas):
+            m[k] += a * (e - m[k])
+            sd2 = sc[k] ** 2 + var_pois * a / (2 - a)
+            qs.append(max(m[k], 0.0) ** 2 / (2 * sd2))
+        q = max(qs)
+        du = -math.log10(rate)
+        digits = du + (q - q_u) / me * math.log10(math.e) if q > q_u else du * q / q_u
+        if q > q_u:
+            rate += a_cal * (1 - rate)
+            me += a_cal * ((q - q_u) - me)
+        elif rate > 1e-4:
+            rate *= 1 - a_cal
+        if age >= p["warmup_hours"] * per_hour:
+            out[i] = digits / (digits + 3)
+        ec = min(max(e, -clip * sc[0]), clip * sc[0])
+        for k in range(3):
+            sc[k] = max(
+                sc[k] + a_scale * (min(abs(m[k]), clip * sc[k]) * math.sqrt(math.pi / 2) - sc[k]),
+                1e-3,
+            )
+        level += a_level * ec
+        ap = max(1 / (1 + age / 24), a_prof)
+        prof[s] += ap * ec
+        pmean += ap * ec / 24
+        age += 1
+    return out
+
+
+def test_volume_kernel_matches_a_plain_python_reference() -> None:
+    t, x = diurnal(4, 30.0, seed=6)
+    x[2 * DAY + 100 : 2 * DAY + 130] *= 4
+    det = VolumeDetector(sparse=False)
+    got = det.score_series(x, t)
+    np.testing.assert_allclose(got, reference_volume(x, t, det), rtol=1e-9, atol=1e-12)
 
 
 def test_negative_share_is_count_aware() -> None:
@@ -112,6 +208,34 @@ def test_crisis_names_its_drivers() -> None:
     score = det.update(BucketStats(c, c, np.round(c * 0.1), c * 0.2), 3600.0 * 24 * 5)
     assert score[0] > 0.9 and det.drivers(0) == ["volume"]
     assert score[1] < 0.5 and det.drivers(1) == []
+
+
+def test_crisis_signals_equal_the_single_signal_detectors() -> None:
+    rng = np.random.default_rng(7)
+    n = 40
+    crisis = CrisisDetector()
+    vol, neg, sent = VolumeDetector(sparse=False), NegativeShareDetector(), SentimentShiftDetector()
+    for h in range(300):
+        c = rng.poisson(30.0, n).astype(float)
+        k = rng.binomial(c.astype(int), 0.2).astype(float)
+        stats = BucketStats(c, c, k, rng.normal(0.1, 0.5, n) * np.sqrt(c))
+        crisis.update(stats, 300.0 * h)
+        np.testing.assert_array_equal(crisis.last_scores["volume"], vol.update(stats, 300.0 * h))
+        np.testing.assert_array_equal(crisis.last_scores["mean_sentiment"], sent.update(stats))
+        _, z = neg.update_z(stats)
+        expect = np.array([surprise_score(gauss_surprise(v)) if v > 0 else 0.0 for v in z])
+        np.testing.assert_allclose(crisis.last_scores["negative_share"], expect, atol=1e-6)
+
+
+def test_crisis_threads_give_identical_results() -> None:
+    rng = np.random.default_rng(8)
+    a, b = CrisisDetector(), CrisisDetector()
+    a.threading, b.threading = "serial", "parallel"
+    for h in range(50):
+        c = rng.poisson(10.0, 5000).astype(float)
+        stats = BucketStats(c, c, np.floor(c * 0.2), rng.normal(0, 1, 5000))
+        np.testing.assert_array_equal(a.update(stats, 300.0 * h), b.update(stats, 300.0 * h))
+        np.testing.assert_array_equal(a.last_drivers, b.last_drivers)
 
 
 def test_crisis_rejects_sparse_volume() -> None:

@@ -43,9 +43,10 @@ def test_detect_series_param_override_and_errors(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     write_series(src)
     r = RUNNER.invoke(
-        cli_mod.cli, ["detect-series", str(src), str(tmp_path / "o.csv"), "-p", "smooth_hours=0"]
+        cli_mod.cli,
+        ["detect-series", str(src), str(tmp_path / "o.csv"), "-p", "scale_memory_hours=0"],
     )
-    assert r.exit_code == 2 and "smooth_hours" in r.output
+    assert r.exit_code == 2 and "scale_memory_hours" in r.output
     r = RUNNER.invoke(
         cli_mod.cli, ["detect-series", str(src), str(tmp_path / "o.csv"), "-p", "nope=1"]
     )

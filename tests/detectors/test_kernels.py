@@ -244,3 +244,77 @@ def test_gauss_scores_vectorised() -> None:
     out = np.empty(5)
     K.gauss_scores(z, out)
     assert out.tolist() == [K.surprise_score(K.gauss_surprise(v)) for v in z]
+
+
+# --------------------------------------------------------------------------- tail calibration
+
+
+def ref_tail(q: np.ndarray, q_u: float, a: float, rate0: float, me0: float) -> np.ndarray:
+    """Digits with the state written as explicit weighted sums over the past (no floor).
+
+    Before value i: rate = rate0 (1-a)^i + a sum_j (1-a)^(i-1-j) 1[q_j > q_u];
+    mean excess = me0 (1-a)^K + a sum_k (1-a)^(K-1-k) (x_k - q_u) over the K
+    exceedances x_k so far.
+    """
+    out = np.empty(len(q))
+    for i, v in enumerate(q):
+        past = q[:i]
+        w = (1 - a) ** (i - 1 - np.arange(i))
+        rate = rate0 * (1 - a) ** i + a * np.sum(w * (past > q_u))
+        exc = past[past > q_u] - q_u
+        k = len(exc)
+        me = me0 * (1 - a) ** k + a * np.sum((1 - a) ** (k - 1 - np.arange(k)) * exc)
+        du = -math.log10(rate)
+        if v > q_u:
+            out[i] = du + (v - q_u) / me * math.log10(math.e)
+        else:
+            out[i] = du * max(v, 0.0) / q_u
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.float64, st.integers(1, 60), elements=st.floats(0.0, 30.0)),
+    st.floats(0.5, 3.0),
+    st.floats(0.01, 0.3),
+)
+def test_tail_calibrate_matches_explicit_weights(q: np.ndarray, q_u: float, a: float) -> None:
+    out = np.empty(len(q))
+    K.tail_calibrate(q, q_u, a, 0.05, 1.0, 1e-12, out)
+    np.testing.assert_allclose(out, ref_tail(q, q_u, a, 0.05, 1.0), rtol=1e-9, atol=1e-12)
+
+
+def test_tail_calibrate_is_monotone_in_q_and_ranks_rarer_tails_higher() -> None:
+    rng = np.random.default_rng(0)
+    calm = 0.5 * rng.standard_normal(5000) ** 2  # Gaussian z: exponential-ish tail of q
+    bursty = 0.5 * (3 * rng.standard_t(2, 5000)) ** 2  # heavy tail
+    outs = []
+    for q in (calm, bursty):
+        probe = np.concatenate([q, [8.0]])
+        d = np.empty(len(probe))
+        K.tail_calibrate(probe, 1.125, 1e-3, 0.05, 1.0, 1e-4, d)
+        outs.append(d[-1])
+    # the same q = 8 (z = 4) is far rarer on the calm series
+    assert outs[0] > outs[1] + 1.0
+    d1, d2 = np.empty(2), np.empty(2)
+    K.tail_calibrate(np.array([0.0, 3.0]), 1.125, 0.01, 0.05, 1.0, 1e-4, d1)
+    K.tail_calibrate(np.array([0.0, 4.0]), 1.125, 0.01, 0.05, 1.0, 1e-4, d2)
+    assert d2[1] > d1[1] > 0
+
+
+def test_tail_calibrate_gap_and_floor() -> None:
+    d = np.empty(3)
+    K.tail_calibrate(np.array([np.nan, 0.0, np.nan]), 1.0, 0.5, 0.05, 1.0, 0.02, d)
+    assert d[0] == 0.0 and d[2] == 0.0
+    d = np.empty(200)
+    K.tail_calibrate(np.zeros(200), 1.0, 0.5, 0.05, 1.0, 0.02, d)
+    probe = np.empty(201)
+    K.tail_calibrate(np.append(np.zeros(200), 1.0), 1.0, 0.5, 0.05, 1.0, 0.02, probe)
+    assert probe[-1] <= -math.log10(0.02 * 0.5) + 1e-12  # the rate stops decaying at the floor
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-5.0, 40.0))
+def test_gauss_surprise_fast_matches_exact_one_sided(z: float) -> None:
+    exact = K.gauss_surprise(z) if z > 0 else 0.0
+    assert abs(K.gauss_surprise_fast(z) - exact) < 4e-6

@@ -119,20 +119,94 @@ def nab_files() -> list[nab.FileScores]:
     return _nab_files()
 
 
+#: What the shipped defaults reach on the five series (see docs/detectors.md):
+#: 81.1 at DEFAULT_THRESHOLD, 82.7 at the best threshold. The issue's targets
+#: are >= 78 at the default and >= 85 at the best; 85 was not reached.
+DEFAULT_SCORE_FLOOR = 81.0
+BEST_SCORE_FLOOR = 82.5
+
+
 def test_shipped_defaults_on_nab_twitter_at_default_threshold(nab_files) -> None:
     r = nab.score_corpus(nab_files, DEFAULT_THRESHOLD)
     assert sum(f.tp for f in r.files) >= 15
-    assert r.normalised["standard"] >= 78.0
+    assert r.normalised["standard"] >= max(78.0, DEFAULT_SCORE_FLOOR)
 
 
 def test_shipped_defaults_on_nab_twitter_best_threshold(nab_files) -> None:
     _, best = nab.best_threshold(nab_files)
-    assert best >= 78.0
+    assert best >= BEST_SCORE_FLOOR
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue target 85 at the best threshold is not reached (78.2)"
+def test_default_threshold_is_not_on_a_cliff(nab_files) -> None:
+    """+-0.02 around the shipped threshold stays above the issue's 78."""
+    for t in (DEFAULT_THRESHOLD - 0.02, DEFAULT_THRESHOLD + 0.02):
+        assert nab.score_corpus(nab_files, t).normalised["standard"] >= 78.0
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def reference_raw_score(
+    scores: np.ndarray, windows: list[tuple[int, int]], threshold: float, profile: str
+) -> float:
+    """NAB's sweeper rules, transcribed row by row (numenta/NAB ``nab/sweeper.py``).
+
+    Each row gets a weight: inside a window ``sigma(-(right - i + 1) / width)
+    * A_TP / sigma(-1)``; outside, ``sigma(d) * A_FP`` with ``d = |i -
+    right_prev| / (width_prev - 1)``, or ``d = 3`` (``sigma = -1``) before the
+    first window. Probation rows are dropped; a window's score is the maximum
+    weight of its detected rows (the earliest, as weights fall through the
+    window) or ``-A_FN``; every detected outside row adds its weight.
+    """
+    a_tp, a_fp, a_fn = nab.PROFILES[profile]
+
+    def ssig(y: float) -> float:
+        return -1.0 if y >= 3.0 else 2.0 / (1.0 + math.exp(5.0 * y)) - 1.0
+
+    n = len(scores)
+    probation = min(math.floor(0.15 * n), 0.15 * 5000)
+    window_of, weight = {}, {}
+    prev_right, prev_width = -1, 0  # no window seen yet
+    for i in range(n):
+        inside = [(w, (a, b)) for w, (a, b) in enumerate(windows) if a <= i <= b]
+        if inside:
+            w, (a, b) = inside[0]
+            window_of[i] = w
+            weight[i] = ssig(-(b - i + 1) / (b - a + 1)) * a_tp / ssig(-1.0)
+            if i == b:
+                prev_right, prev_width = b, b - a + 1
+        else:
+            d = 3.0 if prev_right < 0 else abs(prev_right - i) / (prev_width - 1)
+            weight[i] = ssig(d) * a_fp
+    parts = {w: -a_fn for i, w in window_of.items() if i >= probation}
+    fp = 0.0
+    for i in range(n):
+        if i < probation or scores[i] < threshold:
+            continue
+        if i in window_of:
+            parts[window_of[i]] = max(parts[window_of[i]], weight[i])
+        else:
+            fp += weight[i]
+    return fp + sum(parts.values())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1199), st.floats(0.01, 1.0)), max_size=40),
+    st.lists(st.tuples(st.integers(0, 1150), st.integers(2, 120)), min_size=1, max_size=4),
+    st.floats(0.05, 0.95),
+    st.integers(0, 2),
 )
-def test_issue_target_85_at_best_threshold(nab_files) -> None:
-    _, best = nab.best_threshold(nab_files)
-    assert best >= 85.0
+def test_scorer_matches_a_row_by_row_transcription_of_nab(points, wins, threshold, pi) -> None:
+    s = np.zeros(1200)
+    for i, v in points:
+        s[i] = v
+    windows: list[tuple[int, int]] = []
+    for a, w in sorted(wins):
+        b = min(a + w - 1, 1199)
+        if windows and a <= windows[-1][1] + 1:
+            continue  # NAB windows do not overlap or touch
+        windows.append((a, b))
+    profile = list(nab.PROFILES)[pi]
+    got = nab.score_corpus([nab.FileScores("f", s, windows)], threshold).raw[profile]
+    assert math.isclose(got, reference_raw_score(s, windows, threshold, profile), abs_tol=1e-9)
