@@ -93,9 +93,16 @@ def detect_series_cmd(src: Path, dst: Path, params: tuple[str, ...]) -> None:
     "--windows",
     "-w",
     "windows_path",
-    required=True,
+    default=None,
     type=click.Path(path_type=Path),
     help='NAB windows file: {"dir/file.csv": [[start, end], ...]}.',
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="truth file from `crisiswatch generate`: score crisis events JSONL (RESULTS) against it.",
 )
 @click.option(
     "--threshold",
@@ -104,12 +111,33 @@ def detect_series_cmd(src: Path, dst: Path, params: tuple[str, ...]) -> None:
     default=None,
     help="Detection threshold (score >= threshold); default: the shipped one.",
 )
-def evaluate_cmd(results: tuple[Path, ...], windows_path: Path, threshold: float | None) -> None:
-    """NAB-score detect-series outputs (files or directories) against labelled windows.
+def evaluate_cmd(
+    results: tuple[Path, ...],
+    windows_path: Path | None,
+    truth_path: Path | None,
+    threshold: float | None,
+) -> None:
+    """NAB-score detect-series outputs, or score crisis events against a truth file.
 
-    Prints normalised standard / low-FP / low-FN scores at the threshold and at
+    With --windows: RESULTS are detect-series outputs (files or directories);
+    prints normalised standard / low-FP / low-FN scores at the threshold and at
     the best corpus-wide threshold, and per-file TP/FP/FN.
+
+    With --truth: RESULTS is a crisis events JSONL (from `crisiswatch backtest`
+    or `crisiswatch tail --json`); prints recall per kind, detection delay,
+    false alarms per brand-week and alarms on distractors.
     """
+    if (windows_path is None) == (truth_path is None):
+        raise ConfigError("give exactly one of --windows (NAB series) or --truth (crisis events)")
+    if truth_path is not None:
+        from streams.truth import evaluate_files as evaluate_events
+        from streams.truth import format_report
+
+        if len(results) != 1:
+            raise ConfigError("with --truth, give one events JSONL file")
+        click.echo(format_report(evaluate_events(results[0], truth_path)))
+        return
+    assert windows_path is not None
     from detectors import nab
     from detectors.series import DEFAULT_THRESHOLD, evaluate_files, format_evaluation
 

@@ -75,7 +75,7 @@ def plot_brand(
         settings.open_threshold, color="#d62728", ls="--", lw=0.8, label="open threshold"
     )
     axes[2].set_yscale("logit")
-    axes[2].set_ylim(1e-3, 1 - eps)
+    axes[2].set_ylim(1e-3, 1 - 1e-3)
     axes[2].set_ylabel("crisis score (logit)")
     axes[2].legend(loc="lower right", fontsize=8)
     for sp in spans:
