@@ -64,7 +64,9 @@ class Backtest:
         *,
         record_series: bool = False,
     ) -> None:
-        self.s = settings
+        # History is judged by its own clock: no wall-clock cap on the watermark
+        # (in a live stream it only matters for mentions from fast clocks).
+        self.s = settings = settings.model_copy(update={"watermark_future_skew_seconds": None})
         self.ingestor = Ingestor(settings, scorer or load_scorer(settings.sentiment_model))
         self.engines: dict[int, DetectEngine] = {}
         self.record_series = record_series

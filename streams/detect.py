@@ -6,7 +6,8 @@ mentions in and get crisis events (CrisisEvent v1 dicts) out, so the
 stream and the backtest run the same code.
 
 Event time: a mention counts in the bucket ``floor(event_time / width)``.
-The watermark is the largest event time seen minus the allowed lateness;
+The watermark is the largest event time seen (capped at wall-clock time
+plus ``watermark_future_skew_seconds`` in the stream) minus the allowed lateness;
 a bucket closes once the watermark passes its end, and closing runs the
 detector over that bucket for every brand of the engine at once. A
 mention whose bucket has already closed is *late*: it is not counted and
@@ -25,6 +26,7 @@ a backtest, or a partition idle for a while).
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from .evidence import SAMPLE, Evidence
 from .lifecycle import SEVERITIES, Baseline, Lifecycle, Signals
 from .settings import Settings
 
-MAX_GAP_BUCKETS = 10_000
+MAX_EMPTY_RUN = 288  # empty buckets scored in a row before a gap is jumped (a day of 5 min)
 # Sentiment sums are kept in integer nano-units: integer-valued float64 sums
 # are exact below 2**53, so a bucket's sum does not depend on how its
 # mentions were batched (the stream and the backtest batch differently and
@@ -292,7 +294,12 @@ class DetectEngine:
                 bucket.negative[:n] += np.bincount(nidx, minlength=n)
         for i in np.flatnonzero(totals).tolist():
             self.totals[self.brands[i]] += int(totals[i])
-        watermark = self.max_event_time - self.s.allowed_lateness_seconds
+        horizon = self.max_event_time
+        if self.s.watermark_future_skew_seconds is not None:
+            # One mention from a clock running fast must not drag the watermark
+            # ahead of real time and make every live mention after it late.
+            horizon = min(horizon, time.time() + self.s.watermark_future_skew_seconds)
+        watermark = horizon - self.s.allowed_lateness_seconds
         res.events.extend(self._close_until(int(watermark // w)))
         return res
 
@@ -317,20 +324,28 @@ class DetectEngine:
 
     # -- bucket close ------------------------------------------------------
     def _close_until(self, end_bucket: int) -> list[dict[str, Any]]:
-        """Close buckets [next_close, end_bucket)."""
+        """Close buckets [next_close, end_bucket).
+
+        Empty buckets are scored one by one (an empty bucket is an observation:
+        zero mentions) up to ``MAX_EMPTY_RUN`` in a row; a longer empty stretch
+        (an outage, or a mention dated years away from the rest) is jumped
+        over, so no timestamp can make the engine walk millions of buckets.
+        """
         events: list[dict[str, Any]] = []
         if self.next_close is None:
             return events
-        if end_bucket - self.next_close > MAX_GAP_BUCKETS:
-            # A jump this long (an ingest outage of weeks) is not worth scoring
-            # bucket by bucket; detectors simply see a gap.
-            first_data = min(self.buckets, default=end_bucket)
-            self.next_close = max(self.next_close, min(first_data, end_bucket - 1))
-            horizon = self.next_close - self.s.dedupe_buckets
-            self.seen = {k: v for k, v in self.seen.items() if k >= horizon}
         while self.next_close < end_bucket:
             b = self.next_close
             bucket = self.buckets.pop(b, None)
+            if bucket is None:
+                nxt = min((k for k in self.buckets if k > b), default=end_bucket)
+                stop = min(nxt, end_bucket)
+                if stop - b > MAX_EMPTY_RUN:
+                    # Jump: detectors see a gap, not thousands of empty buckets.
+                    self.next_close = stop
+                    horizon = stop - self.s.dedupe_buckets
+                    self.seen = {k: v for k, v in self.seen.items() if k >= horizon}
+                    continue
             events.extend(self._close(b, bucket))
             self.next_close = b + 1
             self.seen.pop(b - self.s.dedupe_buckets, None)

@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     # Event-time buckets and detection.
     bucket_seconds: int = Field(default=300, ge=1, le=86_400)
     allowed_lateness_seconds: int = Field(default=60, ge=0, le=86_400)
-    max_future_seconds: int = Field(default=3600, ge=0)
+    max_future_seconds: int = Field(default=300, ge=0)
+    # The stream's watermark never runs more than this ahead of wall-clock time
+    # (None: uncapped, as the backtest runs over history).
+    watermark_future_skew_seconds: float | None = Field(default=60.0, ge=0)
     # The combined crisis detector (volume, negative share, mean sentiment);
     # its score is S / (S + 3) with S the digits of surprise, so 0.6 means
     # about one chance in 30,000 under the brand's own baseline.
