@@ -1,11 +1,16 @@
-"""The Faust app: topics, the ``ingest`` and ``detect`` agents, web pages.
+"""The Faust app: the ingest service, the ``detect`` agent, timers, web pages.
 
 Values travel as raw bytes and are decoded by the stages themselves
-(:mod:`streams.ingest`, :mod:`streams.detect`), so a record Faust cannot
-deserialise never crashes an agent: it becomes a dead letter with a reason.
-Both agents take batches (``stream.take_events`` with a time bound) and
-await delivery of everything they produce before the batch is acknowledged,
-so offsets are committed only after a record is processed or dead-lettered.
+(:mod:`streams.ingest`, :mod:`streams.detect`), so a record that cannot be
+decoded never crashes the worker: it becomes a dead letter with a reason.
+
+The per-mention hot path never passes through a Faust stream (Faust's
+per-record cost would cap the pipeline; see :mod:`streams.fastpath` and
+``docs/performance.md``): ingest is a batch consumer running as a service of
+this app, and the ``detect`` agent consumes envelopes, each a batch of
+scored mentions. Both await delivery of everything they produce before their
+input offsets are committed (ingest) or acknowledged (detect), so offsets
+move only after a record is processed or dead-lettered.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
+import numpy as np
 import orjson
 from aiohttp import web as aiohttp_web
 from faust.types import EventT
@@ -28,9 +34,11 @@ from detectors import Detector
 from . import checkpoint
 from . import metrics as m
 from .detect import DetectEngine
+from .fastpath import IngestService, decode_envelope
 from .ingest import DeadLetter, Ingestor, RawRecord
+from .kafka_util import CHECKPOINT_MAX_BYTES
 from .logging_json import logging_config
-from .recovery import Recovery, checkpoint_topic, decode_scored
+from .recovery import Recovery, checkpoint_topic, envelope_topic
 from .sentiment import load_scorer
 from .settings import Settings
 
@@ -90,6 +98,9 @@ class Pipeline:
         #: Per detect partition: the last offset counted into the engine.
         self.offsets: dict[int, int] = {}
         self.last_checkpoint: dict[int, float] = {}
+        self.locks: dict[int, asyncio.Lock] = {}
+        #: The batch ingest stage (set by create_app).
+        self.ingest: IngestService | None = None
 
     def drop(self, partition: int) -> None:
         for d in (
@@ -126,9 +137,15 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=max(4 * settings.batch_size, 4096),
-        broker_max_poll_records=max(settings.batch_size, 500),
-        producer_max_request_size=32 * 1024 * 1024,
+        # The agent's events are envelopes of up to 512 KiB: a small buffer
+        # bounds memory; the fetch size lets one fetch carry several of them.
+        stream_buffer_maxsize=64,
+        broker_max_poll_records=64,
+        broker_session_timeout=settings.consumer_session_timeout_seconds,
+        broker_heartbeat_interval=settings.consumer_heartbeat_seconds,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        # Checkpoints of many brands are large (see kafka_util.CHECKPOINT_MAX_BYTES).
+        producer_max_request_size=CHECKPOINT_MAX_BYTES,
         producer_linger_ms=5,
         producer_acks=-1,
         web_transport=f"tcp://{settings.web_host}",
@@ -158,13 +175,13 @@ def create_app(settings: Settings) -> faust.App:
             partitions=settings.partitions,
         )
 
-    raw_t = topic(settings.topic_raw)
-    scored_t = topic(settings.topic_scored)
+    env_topic = envelope_topic(settings)
+    env_t = topic(env_topic)
     dead_t = topic(settings.topic_deadletter)
     events_t = topic(settings.topic_events)
 
-    async def dead_letter(dls: Sequence[DeadLetter]) -> list[Any]:
-        futs = []
+    def account_dead(dls: Sequence[DeadLetter]) -> None:
+        """Counters, metrics and a log line for dead letters (the caller sends them)."""
         for d in dls:
             pipe.counters[f"deadletter.{d.stage}"] += 1
             reason = m.dead_letter_reason_class(d.reason)
@@ -185,34 +202,23 @@ def create_app(settings: Settings) -> faust.App:
                     "offset": d.record.offset,
                 },
             )
-            futs.append(
-                await dead_t.send(
-                    key=d.record.key, value=d.record.value or b"", headers=d.headers()
-                )
-            )
         m.RECORDS_PRODUCED.labels(settings.topic_deadletter).inc(len(dls))
-        return futs
 
-    @app.agent(raw_t, name="ingest")
-    async def ingest(stream: faust.StreamT) -> None:
-        async for batch in cast(faust.Stream, stream).take_events(
-            settings.batch_size, within=settings.batch_seconds
-        ):
-            t0 = time.perf_counter()
-            m.RECORDS_CONSUMED.labels("ingest", settings.topic_raw).inc(len(batch))
-            res = pipe.ingestor.process([_raw(e) for e in batch])
-            futs = [await scored_t.send(key=r.brand.encode(), value=r.encode()) for r in res.scored]
-            futs += await dead_letter(res.dead)
-            await asyncio.gather(*futs)
-            pipe.counters["ingest.in"] += len(batch)
-            pipe.counters["ingest.scored"] += len(res.scored)
-            m.RECORDS_PROCESSED.labels("ingest", "scored").inc(len(res.scored))
-            m.RECORDS_PRODUCED.labels(settings.topic_scored).inc(len(res.scored))
-            now = time.time()
-            lag = m.EVENT_TO_PROCESSED.labels("ingest")
-            for r in res.scored:
-                lag.observe(now - r.value["event_time"])
-            m.BATCH_DURATION.labels("ingest").observe(time.perf_counter() - t0)
+    async def dead_letter(dls: Sequence[DeadLetter]) -> list[Any]:
+        account_dead(dls)
+        return [
+            await dead_t.send(key=d.record.key, value=d.record.value or b"", headers=d.headers())
+            for d in dls
+        ]
+
+    ingest_service = IngestService(settings, pipe.ingestor, pipe.counters, account_dead)
+    pipe.ingest = ingest_service
+
+    @app.task
+    async def start_ingest() -> None:
+        # A runtime dependency of the app: started now, stopped (after
+        # delivering and committing its batch in flight) with the worker.
+        await app.add_runtime_dependency(ingest_service)
 
     async def publish(events: list[dict[str, Any]]) -> list[Any]:
         futs = []
@@ -245,11 +251,14 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         partitions=settings.partitions,
         compacting=True,
+        config={"max.message.bytes": str(CHECKPOINT_MAX_BYTES)},
     )
 
-    async def count(p: int, docs: list[dict[str, Any]]) -> list[Any]:
+    async def count(
+        p: int, docs: list[dict[str, Any]], eng: DetectEngine | None = None
+    ) -> list[Any]:
         """Feed one partition's scored mentions to its engine; publish what comes out."""
-        eng = pipe.engines[p]
+        eng = eng or pipe.engines[p]
         res = eng.add(docs)
         pipe.timing.closed(p, eng.next_close, res.events)
         m.RECORDS_PROCESSED.labels("detect", "counted").inc(
@@ -270,98 +279,148 @@ def create_app(settings: Settings) -> faust.App:
         return futs
 
     async def restore(p: int, first_offset: int) -> None:
-        """Checkpoint + replay of the gap up to ``first_offset`` (see streams.recovery)."""
+        """Checkpoint + replay of the gap up to ``first_offset`` (see streams.recovery).
+
+        The engine becomes visible only when complete, and the agent waits on
+        the partition's lock meanwhile, so no record is counted twice when the
+        eager restore (a timer) and the first record of the partition race.
+        """
         eng, ckpt = await pipe.recovery.load(p)
         eng.detector = cast(Detector, m.ObservedDetector(eng.detector))
-        pipe.engines[p] = eng
-        pipe.skip_through[p] = ckpt
-        replayed = 0
+        replayed = mentions = 0
         async for chunk in pipe.recovery.replay(p, ckpt + 1, first_offset):
-            docs = [d for d in (decode_scored(v) for _, v in chunk) if d is not None]
+            for _, value in chunk:
+                docs = decode_envelope(value)
+                if docs:
+                    mentions += len(docs)
+                    await asyncio.gather(*await count(p, docs, eng))
             replayed += len(chunk)
-            await asyncio.gather(*await count(p, docs))
+        pipe.skip_through[p] = max(ckpt, first_offset - 1)
         pipe.offsets[p] = max(ckpt, first_offset - 1)
         pipe.last_checkpoint[p] = time.monotonic()
+        pipe.engines[p] = eng
         log.info(
-            "partition %d: state from checkpoint at offset %d, %d records replayed up to %d",
+            "partition %d: state from checkpoint at offset %d, %d envelopes (%d mentions) "
+            "replayed up to %d",
             p,
             ckpt,
             replayed,
+            mentions,
             first_offset - 1,
             extra={"partition": p, "checkpoint_offset": ckpt, "replayed": replayed},
         )
+
+    async def ensure_restored(p: int, first_offset: Callable[[], Awaitable[int | None]]) -> None:
+        lock = pipe.locks.setdefault(p, asyncio.Lock())
+        async with lock:
+            if p not in pipe.engines:
+                offset = await first_offset()
+                if offset is not None:
+                    await restore(p, offset)
 
     async def save_checkpoint(p: int) -> Any:
         blob = checkpoint.encode(pipe.engines[p], pipe.offsets[p])
         pipe.last_checkpoint[p] = time.monotonic()
         return await ckpt_t.send(key=str(p).encode(), value=blob, partition=p)
 
-    @app.agent(scored_t, name="detect")
+    width = float(settings.bucket_seconds)
+
+    @app.agent(env_t, name="detect")
     async def detect(stream: faust.StreamT) -> None:
-        async for batch in cast(faust.Stream, stream).take_events(
-            settings.batch_size, within=settings.batch_seconds
-        ):
+        # One event is one envelope (a batch of scored mentions of one
+        # partition): Faust's per-event cost is paid per batch, not per mention.
+        async for event in cast(faust.Stream, stream).events():
             t0 = time.perf_counter()
-            m.RECORDS_CONSUMED.labels("detect", settings.topic_scored).inc(len(batch))
-            by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            bad: list[DeadLetter] = []
-            wall = time.time()
-            lag = m.EVENT_TO_PROCESSED.labels("detect")
-            for e in batch:
-                p, offset = e.message.partition, e.message.offset
-                if p not in pipe.engines:
-                    await restore(p, offset)
-                if offset <= pipe.skip_through.get(p, -1):
-                    continue  # already inside the restored checkpoint
-                pipe.offsets[p] = max(pipe.offsets.get(p, -1), offset)
-                doc = decode_scored(e.message.value or b"")
-                if doc is None:
-                    bad.append(DeadLetter(_raw(e), "not a scored mention", stage="detect"))
-                    continue
-                by_partition[p].append(doc)
-                event_time = float(doc["event_time"])
-                lag.observe(wall - event_time)
-                # The scored record's timestamp is when ingest produced it.
-                pipe.timing.seen(p, event_time, e.message.timestamp or wall)
-            futs = await dead_letter(bad)
-            now = time.monotonic()
-            for p, docs in by_partition.items():
-                pipe.last_seen[p] = now
+            msg = event.message
+            p, offset = msg.partition, msg.offset
+            if p not in pipe.engines:
+
+                async def this_offset(o: int = offset) -> int:
+                    return o
+
+                await ensure_restored(p, this_offset)
+            if offset <= pipe.skip_through.get(p, -1):
+                continue  # already inside the restored checkpoint
+            pipe.offsets[p] = max(pipe.offsets.get(p, -1), offset)
+            docs = decode_envelope(msg.value)
+            futs: list[Any] = []
+            if docs is None:
+                futs += await dead_letter(
+                    [DeadLetter(_raw(event), "not a scored mention envelope", stage="detect")]
+                )
+            elif docs:
+                n = len(docs)
+                m.RECORDS_CONSUMED.labels("detect", env_topic).inc(n)
+                wall = time.time()
+                times = np.fromiter((d["event_time"] for d in docs), np.float64, n)
+                m.observe_many(m.EVENT_TO_PROCESSED.labels("detect"), wall - times)
+                # The envelope's timestamp is when ingest produced it: the
+                # ingest time of every mention inside.
+                ingest_time = msg.timestamp or wall
+                for b in np.unique(times // width).tolist():
+                    pipe.timing.seen(p, b * width, ingest_time)
+                pipe.last_seen[p] = time.monotonic()
                 futs += await count(p, docs)
-            for p in {e.message.partition for e in batch}:
-                if now - pipe.last_checkpoint.get(p, 0.0) >= settings.checkpoint_seconds:
-                    futs.append(await save_checkpoint(p))
+                pipe.counters["detect.in"] += n
+            if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= settings.checkpoint_seconds:
+                futs.append(await save_checkpoint(p))
             await asyncio.gather(*futs)
-            pipe.counters["detect.in"] += len(batch)
             m.BATCH_DURATION.labels("detect").observe(time.perf_counter() - t0)
 
-    async def forget_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        # The next owner (maybe this worker again) restores from the checkpoint
-        # and replays; stale in-memory state must not be reused.
-        revoked = args[0] if args else kwargs.get("revoked", ())
-        for tp in revoked:
-            if tp.topic == settings.topic_scored:
-                pipe.drop(tp.partition)
+    async def keep_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Faust revokes everything at each rebalance and then assigns anew.
+        # State of a partition this worker keeps is still exact (nobody else
+        # had it in between); Faust re-delivers from the committed offset, so
+        # what was already counted is skipped. Partitions that went elsewhere
+        # are dropped: the next owner restores them from the checkpoint.
+        assigned = args[0] if args else kwargs.get("assigned", ())
+        mine = {tp.partition for tp in assigned if tp.topic == env_topic}
+        for p in list(pipe.engines):
+            if p in mine:
+                pipe.skip_through[p] = max(pipe.skip_through.get(p, -1), pipe.offsets.get(p, -1))
+            else:
+                pipe.drop(p)
 
-    app.on_partitions_revoked.connect(cast(Any, forget_revoked))
+    app.on_partitions_assigned.connect(cast(Any, keep_assigned))
+
+    @app.timer(interval=2.0)
+    async def restore_assigned() -> None:
+        # Restore newly assigned partitions at once, not when their next record
+        # arrives: their brands' counts and open crises belong to this worker now.
+        if app.rebalancing:
+            return
+        consumer = app.consumer
+        for tp in list(consumer.assignment()):
+            if tp.topic != env_topic or tp.partition in pipe.engines:
+                continue
+
+            async def position(tp: Any = tp) -> int | None:
+                pos = await consumer.position(tp)
+                return None if pos is None else int(pos)
+
+            await ensure_restored(tp.partition, position)
 
     async def caught_up(partition: int) -> bool:
-        """Nothing left to read on this partition of the raw and scored topics (where assigned here)."""
+        """Nothing left to do on this partition: raw (ingest) and envelopes (detect), where assigned here."""
+        checks: list[bool] = []
+        raw_done = await ingest_service.caught_up(partition)
+        if raw_done is not True:
+            # Raw partition elsewhere, unowned (failover) or unknown (broker
+            # down): more may be coming, so do not close buckets by wall clock.
+            return False
         consumer = app.consumer
         tps = [
             tp
             for tp in consumer.assignment()
-            if tp.partition == partition and tp.topic in (settings.topic_raw, settings.topic_scored)
+            if tp.partition == partition and tp.topic == env_topic
         ]
-        if not tps:
-            return False
-        ends = await consumer.highwaters(*tps)
-        for tp in tps:
-            pos = await consumer.position(tp)
-            end = ends.get(tp)
-            if pos is None or end is None or pos < end:
-                return False
-        return True
+        if tps:
+            ends = await consumer.highwaters(*tps)
+            for tp in tps:
+                pos = await consumer.position(tp)
+                end = ends.get(tp)
+                checks.append(pos is not None and end is not None and pos >= end)
+        return bool(checks) and all(checks)
 
     @app.timer(interval=1.0)
     async def close_idle_buckets() -> None:
@@ -389,9 +448,9 @@ def create_app(settings: Settings) -> faust.App:
     async def refresh_metrics() -> None:
         pipe.ops.refresh(pipe.engines)
         try:
-            pipe.ops.consumer_lag(
-                await consumer_lag(app, {settings.topic_raw, settings.topic_scored})
-            )
+            lags = await consumer_lag(app, {env_topic})
+            lags.update(await ingest_service.lag())
+            pipe.ops.consumer_lag(lags)
         except Exception as exc:  # a metric must never take the worker down
             log.log(
                 logging.DEBUG if lag_failed else logging.WARNING,
@@ -407,8 +466,11 @@ def create_app(settings: Settings) -> faust.App:
 
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-            ready = bool(assigned) and app.rebalancing is False
+            tps = app.consumer.assignment()
+            assigned = sorted(
+                f"{tp.topic}:{tp.partition}" for tp in (*tps, *ingest_service.assignment())
+            )
+            ready = bool(tps) and app.rebalancing is False
             return self.json({"ready": ready, "assigned": assigned}, status=200 if ready else 503)
 
     class Stats(View):

@@ -15,6 +15,7 @@ MODULES = (
     "streams.cli_detectors",  # detect-series, evaluate, bench-detectors
     "streams.cli_sentiment",  # train-sentiment, score, evaluate-sentiment, bench-sentiment
     "streams.cli_respond",  # respond
+    "streams.cli_bench",  # bench-pipeline
 )
 
 

@@ -73,8 +73,37 @@ def topic_names(settings: Settings) -> list[str]:
     ]
 
 
+def internal_topic_names(settings: Settings) -> list[str]:
+    """Topics the worker owns besides the public ones (the ingest -> detect envelopes)."""
+    from .recovery import envelope_topic
+
+    return [envelope_topic(settings)]
+
+
+#: A detect checkpoint holds a whole partition's state: with 100,000 brands it
+#: is several MiB, over the broker's default 1 MiB record limit.
+CHECKPOINT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _checkpoint_topic(settings: Settings) -> NewTopic:
+    from .recovery import checkpoint_topic
+
+    return NewTopic(
+        checkpoint_topic(settings),
+        num_partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+        topic_configs={
+            "cleanup.policy": "compact",
+            "max.message.bytes": str(CHECKPOINT_MAX_BYTES),
+        },
+    )
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create the pipeline's topics with the configured partitions; return those created."""
+    """Create the pipeline's topics (public and internal) with the configured partitions.
+
+    Returns those created.
+    """
     wait_reachable(settings)
     deadline = time.monotonic() + timeout
     while True:
@@ -93,9 +122,12 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication_factor,
             )
-            for t in topic_names(settings)
+            for t in topic_names(settings) + internal_topic_names(settings)
             if t not in existing
         ]
+        ckpt = _checkpoint_topic(settings)
+        if ckpt.name not in existing:
+            new.append(ckpt)
         if new:
             # Another worker may win the race to create them.
             with contextlib.suppress(TopicAlreadyExistsError):

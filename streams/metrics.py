@@ -361,6 +361,47 @@ def install_faust_sensor(app: Any) -> None:
     app.monitor = PrometheusMonitor(metrics=_faust_metrics)
 
 
+def faust_sensor_received(topic: str, n: int) -> None:
+    """Count ``n`` messages the batch ingest path received in Faust's sensor, if installed.
+
+    The ingest service reads ``mentions.raw`` outside Faust's streams (see
+    :mod:`streams.fastpath`); without this, ``crisiswatch_faust_messages_received``
+    would count only the envelopes the detect agent receives.
+    """
+    if _faust_metrics is not None and n:
+        _faust_metrics.messages_received.inc(n)
+        _faust_metrics.messages_received_per_topics.labels(topic=topic).inc(n)
+
+
+def observe_many(hist: Any, values: np.ndarray | Iterable[float]) -> None:
+    """``hist.observe(v)`` for every value, in one vectorised pass.
+
+    ``observe`` takes a lock and walks the buckets per call (about 1.5 us);
+    on the hot path that is a few percent of a mention's budget. The bucket
+    counts are computed with numpy and added once per bucket, through the
+    client's per-bucket values (stable across prometheus_client 0.x).
+    Non-finite values are skipped, as they are never meaningful lags.
+
+    >>> h = Histogram("doc_observe_many_seconds", "doc", buckets=(1.0, 2.0), registry=None)
+    >>> observe_many(h, [0.5, 1.5, 1.5, 9.0])
+    >>> [s.value for s in h.collect()[0].samples if s.name.endswith("_count")]
+    [4.0]
+    """
+    import numpy as np  # the module stays importable without numpy loaded eagerly
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return
+    bounds = np.asarray(hist._upper_bounds, dtype=np.float64)
+    # observe(): the first bucket whose upper bound is >= the value.
+    counts = np.bincount(np.searchsorted(bounds, v, side="left"), minlength=len(bounds))
+    for i, c in enumerate(counts.tolist()):
+        if c:
+            hist._buckets[i].inc(c)
+    hist._sum.inc(float(v.sum()))
+
+
 def render(registry: CollectorRegistry = REGISTRY) -> bytes:
     """The exposition for ``/metrics``."""
     return generate_latest(registry)

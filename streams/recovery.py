@@ -4,21 +4,31 @@ Why not Faust tables: a table changelog entry per mention costs more than the
 detection itself, and Faust commits source offsets independently of when a
 whole-partition snapshot was written. Instead each detect partition ``p``
 periodically writes ``(engine state, last offset included)`` to partition
-``p`` of ``<app_id>-detect-checkpoints`` (compacted, key ``p``). When a worker
-gets partition ``p`` (start, restart after a crash, rebalance), before it
-processes the first record at offset ``o`` it:
+``p`` of ``<app_id>-detect-envelope-checkpoints`` (compacted, key ``p``).
+
+The detect agent consumes *envelopes* (``<app_id>-scored-batches``: one
+record holds a batch of scored mentions, see :mod:`streams.fastpath`), and
+an envelope is counted whole or not at all, so offsets of the envelope topic
+are exactly as good a position as offsets of a per-mention topic were. When
+a worker gets partition ``p`` (start, restart after a crash, rebalance),
+before it processes the first envelope at offset ``o`` it:
 
 1. loads the newest checkpoint of ``p`` (offset ``c``), or starts empty
    (``c = -1``);
-2. replays ``mentions.scored[p]`` from ``c + 1`` up to ``o - 1`` with its own
+2. replays envelopes ``[p]`` from ``c + 1`` up to ``o - 1`` with its own
    consumer (the records Faust had already committed but the checkpoint did
    not include);
-3. skips records of the stream with offsets ``<= c`` (already in the state).
+3. skips envelopes of the stream with offsets ``<= c`` (already in the state).
 
 Every mention is therefore counted exactly once whatever the moment of a
-crash; crisis events of the replayed stretch are emitted again, identical
-(same ``crisis_id``, status and ``detected_at``), so consumers that
-deduplicate at-least-once delivery see no contradiction.
+crash (an ingest batch delivered twice is dropped by the engine's duplicate
+filter on mention ids); crisis events of the replayed stretch are emitted
+again, identical (same ``crisis_id``, status and ``detected_at``), so
+consumers that deduplicate at-least-once delivery see no contradiction.
+
+The checkpoint topic name changed with the envelope topic
+(``-detect-checkpoints`` held offsets of ``mentions.scored``): an old
+checkpoint is never applied to offsets of another topic.
 """
 
 from __future__ import annotations
@@ -39,7 +49,12 @@ log = logging.getLogger(__name__)
 
 
 def checkpoint_topic(settings: Settings) -> str:
-    return f"{settings.app_id}-detect-checkpoints"
+    return f"{settings.app_id}-detect-envelope-checkpoints"
+
+
+def envelope_topic(settings: Settings) -> str:
+    """The internal topic between ingest and detect (one envelope per batch and partition)."""
+    return f"{settings.app_id}-scored-batches"
 
 
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
@@ -119,10 +134,10 @@ class Recovery:
     async def replay(
         self, partition: int, start: int, stop: int
     ) -> AsyncIterator[list[tuple[int, bytes]]]:
-        """Batches of (offset, value) of ``mentions.scored[partition]`` in ``[start, stop)``."""
+        """Batches of (offset, value) of the envelope topic's ``partition`` in ``[start, stop)``."""
         if start >= stop:
             return
-        tp = TopicPartition(self.s.topic_scored, partition)
+        tp = TopicPartition(envelope_topic(self.s), partition)
         cons = self._consumer()
         await cons.start()
         try:
@@ -139,7 +154,7 @@ class Recovery:
             cons.seek(tp, start)
             pos = start
             while pos < stop:
-                batch = await cons.getmany(tp, timeout_ms=5000, max_records=5000)
+                batch = await cons.getmany(tp, timeout_ms=5000, max_records=100)
                 records = batch.get(tp, [])
                 if not records:
                     raise TimeoutError(f"replay of {tp} stalled at {pos} (want {stop})")

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # A partition with no new records for this long closes its open buckets
     # (processing-time fallback so a quiet feed still reports).
     idle_flush_seconds: float = Field(default=5.0, gt=0)
+    # Consumer-group liveness: a crashed worker's partitions move after about
+    # this long (Faust's default is 60 s).
+    consumer_session_timeout_seconds: float = Field(default=10.0, ge=3, le=300)
+    consumer_heartbeat_seconds: float = Field(default=3.0, gt=0, le=60)
     # How often each detect partition writes its state to the checkpoint topic.
     checkpoint_seconds: float = Field(default=5.0, gt=0)
     max_text_bytes: int = Field(default=65_536, ge=1)

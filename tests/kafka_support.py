@@ -81,7 +81,7 @@ class WorkerFactory:
             "CRISISWATCH_TOPIC_DEADLETTER": f"t{r}.mentions.deadletter",
             "CRISISWATCH_TOPIC_EVENTS": f"t{r}.crisis.events",
             "CRISISWATCH_PARTITIONS": "4",
-            "CRISISWATCH_IDLE_FLUSH_SECONDS": "2",
+            "CRISISWATCH_IDLE_FLUSH_SECONDS": "6",
             **{
                 f"CRISISWATCH_{k.upper()}": v
                 for k, v in (QUICK_SETTINGS if self.quick else {}).items()

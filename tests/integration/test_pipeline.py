@@ -54,7 +54,7 @@ def test_surge_opens_exactly_one_crisis_and_malformed_records_are_dead_lettered(
 
     # Crisis events: wait for the idle flush to close the last buckets.
     events = [
-        orjson.loads(m.value) for m in workers.consume(workers.topic("events"), idle=8, timeout=60)
+        orjson.loads(m.value) for m in workers.consume(workers.topic("events"), idle=15, timeout=90)
     ]
     for ev in events:
         validator("crisis_event.v1").validate(ev)

@@ -31,7 +31,7 @@ def test_stream_and_backtest_agree(workers: WorkerFactory) -> None:
     workers.consume(workers.topic("scored"), until=len(values), timeout=300)
     stream = [
         orjson.loads(m.value)
-        for m in workers.consume(workers.topic("events"), idle=10, timeout=120)
+        for m in workers.consume(workers.topic("events"), idle=15, timeout=120)
     ]
     assert w.alive()
 

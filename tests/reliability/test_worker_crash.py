@@ -83,7 +83,7 @@ def test_sigkill_during_replay_loses_nothing(workers: WorkerFactory) -> None:
     assert got == dict(want)
 
     # Events: after dropping exact re-emissions, the stream's events are the backtest's.
-    time.sleep(6)  # idle flush of the last buckets
+    time.sleep(10)  # idle flush of the last buckets
     events = [
         orjson.loads(m.value) for m in workers.consume(workers.topic("events"), idle=6, timeout=90)
     ]

@@ -1,0 +1,757 @@
+"""End-to-end pipeline benchmark against a real local broker (``crisiswatch bench-pipeline``).
+
+One command, one broker, one data set, every figure in the same run:
+
+(a) the practical ceiling: a bare aiokafka consumer that fetches and
+    JSON-decodes the preloaded topic;
+(e) an empty Faust agent (raw values, ``stream.take(5000)``, large buffers)
+    on the same topic: what Faust's per-record path costs by itself;
+(b) the full pipeline (``crisiswatch worker``: validate, score, bucket,
+    detect, publish) with one worker process, and (c) with two;
+(l) latency from a mention's arrival to the crisis event it triggers, beyond
+    the bucket close, under a steady produced rate of 50% of (b);
+(s) scale: 100,000 active brands in one worker (peak RSS) and the bucket
+    close of 100,000 brands (the engine the worker runs, in process).
+
+Mentions are real tweets from the sentiment corpus with a brand handle
+prepended, spread over ``--brands`` brands; their ``created_at`` spans the
+last hour so buckets close during the run. The broker is the project's own
+(``deploy/kafka/kafka.sh``) in a temporary ``KAFKA_HOME_DIR`` on a free port,
+or ``CRISISWATCH_KAFKA_BOOTSTRAP`` if set; everything started is stopped and
+removed at the end. Every phase has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+PROJECT = Path(__file__).resolve().parent.parent
+KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
+BEGIN = "<!-- BEGIN pipeline -->"
+END = "<!-- END pipeline -->"
+PARTITIONS = 4
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+#: Templates for the injected crises of the latency run (clearly negative).
+NEGATIVE = (
+    "@{b} this is disgusting, how could you post that",
+    "Absolutely awful ad from @{b}, boycott them",
+    "I am so angry at @{b} right now, terrible and offensive",
+    "@{b} should be ashamed, worst company ever",
+    "Never buying from @{b} again, hateful and tone-deaf",
+)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _texts() -> list[str]:
+    try:
+        from .sentiment.data import load_corpus
+
+        return list(load_corpus().texts)
+    except Exception:  # the corpus is optional: fall back to the synthetic templates
+        from .synth import NEGATIVE as N
+        from .synth import NEUTRAL, POSITIVE
+
+        return [t.format(b="it") for t in (*POSITIVE, *NEUTRAL, *N)]
+
+
+def make_mentions(
+    n: int, brands: int, *, seed: int = 7, start: float, span: float, prefix: str = "m"
+) -> list[tuple[bytes, bytes]]:
+    """``n`` (key, value) mention records over ``brands`` brands, ``created_at`` in [start, start+span)."""
+    rng = np.random.default_rng(seed)
+    texts = _texts()
+    names = [f"brand{i:06d}" for i in range(brands)]
+    keys = [b.encode() for b in names]
+    bi = rng.integers(0, brands, n).tolist()
+    ti = rng.integers(0, len(texts), n).tolist()
+    ts = np.sort(rng.uniform(start, start + span, n))
+    # Formatting a timestamp is the slow part: once per distinct millisecond.
+    stamps = [_iso(t) for t in ts.tolist()]
+    authors = rng.integers(0, 200_000, n).tolist()
+    followers = rng.lognormal(5, 2, n).astype(np.int64).tolist()
+    platforms = ("twitter", "reddit", "instagram", "tiktok")
+    plat = rng.integers(0, 4, n).tolist()
+    dumps = orjson.dumps
+    out = []
+    for k in range(n):
+        b = names[bi[k]]
+        out.append(
+            (
+                keys[bi[k]],
+                dumps(
+                    {
+                        "id": f"{prefix}{k:09d}",
+                        "brand": b,
+                        "text": f"@{b} {texts[ti[k]]}",
+                        "created_at": stamps[k],
+                        "author": f"user{authors[k]}",
+                        "author_followers": followers[k],
+                        "platform": platforms[plat[k]],
+                        "lang": "en",
+                    }
+                ),
+            )
+        )
+    return out
+
+
+# -- Kafka helpers -------------------------------------------------------------
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=20_000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+
+
+async def _produce(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    rate: float | None = None,
+    chunk: int = 2000,
+) -> tuple[float, float]:
+    """Write records (keyed, Kafka's partitioner) with the batch builder; paced if ``rate``.
+
+    Returns (seconds taken, wall-clock time of the first send).
+    """
+    from aiokafka import AIOKafkaProducer
+
+    from .fastpath import Partitioner, send_batched
+
+    prod = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_batch_size=1024 * 1024
+    )
+    await prod.start()
+    try:
+        await prod.client._wait_on_metadata(topic)
+        part = Partitioner(len(prod.client.cluster.partitions_for_topic(topic) or ()))
+        t0, wall0 = time.monotonic(), time.time()
+        pending: list[Any] = []
+        for i in range(0, len(records), chunk):
+            by_p: dict[int, list[tuple[bytes | None, bytes]]] = {}
+            for k, v in records[i : i + chunk]:
+                by_p.setdefault(part(k), []).append((k, v))
+            for p, recs in by_p.items():
+                pending += await send_batched(prod, topic, p, recs)
+            if rate:
+                ahead = (i + chunk) / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            if len(pending) > 200:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+        return time.monotonic() - t0, wall0
+    finally:
+        await prod.stop()
+
+
+def produce(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], rate: float | None = None
+) -> tuple[float, float]:
+    return asyncio.run(_produce(bootstrap, topic, records, rate))
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    """CRISISWATCH_KAFKA_BOOTSTRAP, or a fresh local broker in a temporary directory."""
+    external = os.environ.get("CRISISWATCH_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    home = Path(tempfile.mkdtemp(prefix="cw-bench-kafka-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_HOME_DIR": str(home),
+        "KAFKA_LIBS_ROOT": str(PROJECT / ".cache"),
+        "KAFKA_HEAP": os.environ.get("KAFKA_HEAP", "1g"),
+    }
+    log(f"starting a broker on 127.0.0.1:{port} (state in {home})")
+    subprocess.run(["bash", str(KAFKA_SH), "start", "--port", str(port)], env=env, check=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", str(KAFKA_SH), "stop"], env=env, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The local broker's JVM (to report its CPU), if it runs here."""
+    port = bootstrap.rsplit(":", 1)[-1]
+    out = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout
+    for pid in out.split():
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        props = [w for w in cmd.split() if w.endswith(".properties")]
+        for pf in props:
+            with contextlib.suppress(OSError):
+                if f":{port}" in Path(pf).read_text():
+                    return int(pid)
+    return None
+
+
+# -- process accounting ----------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+# -- (a) bare consumer and (e) empty Faust agent, in child processes ------------------
+
+
+async def _bare(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    cons = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await cons.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]  # created by create_topic
+        cons.assign(tps)
+        await cons.seek_to_beginning(*tps)
+        loads = orjson.loads
+        got = 0
+        t0 = c0 = 0.0
+        first = 0
+        while got < n:
+            batch = await cons.getmany(timeout_ms=1000, max_records=5000)
+            for recs in batch.values():
+                for r in recs:
+                    loads(r.value)
+                got += len(recs)
+            if batch and not t0:
+                t0, c0, first = time.perf_counter(), time.process_time(), got
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        return {"rate": (got - first) / dt, "cpu_s_per_m": dc / (got - first) * 1e6}
+    finally:
+        await cons.stop()
+
+
+_EMPTY_AGENT = """
+import json, os, sys, time
+import faust
+bootstrap, topic, out = os.environ["B_BOOTSTRAP"], os.environ["B_TOPIC"], os.environ["B_OUT"]
+n, port = int(os.environ["B_N"]), int(os.environ["B_PORT"])
+app = faust.App(f"bench-empty-{os.getpid()}", broker=f"kafka://{bootstrap}", web_port=port,
+    web_host="127.0.0.1", web_bind="127.0.0.1", consumer_auto_offset_reset="earliest",
+    stream_buffer_maxsize=65536, broker_max_poll_records=20000, store="memory://",
+    datadir=os.path.dirname(out))
+t = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+state = {"n": 0, "first": 0, "t0": 0.0, "c0": 0.0}
+@app.agent(t)
+async def empty(stream):
+    async for batch in stream.take(5000, within=1.0):
+        state["n"] += len(batch)
+        if not state["t0"]:
+            state.update(t0=time.perf_counter(), c0=time.process_time(), first=state["n"])
+        elif state["n"] >= n and state["t0"] > 0:
+            got = state["n"] - state["first"]
+            dt, dc = time.perf_counter() - state["t0"], time.process_time() - state["c0"]
+            with open(out, "w") as f:
+                json.dump({"rate": got / dt, "cpu_s_per_m": dc / got * 1e6, "records": got}, f)
+            state["t0"] = -1.0
+app.main()
+"""
+
+
+def run_empty_agent(
+    bootstrap: str, topic: str, n: int, tmp: Path, timeout: float
+) -> dict[str, Any]:
+    out = tmp / f"empty-{uuid.uuid4().hex[:6]}.json"
+    env = {
+        **os.environ,
+        "B_BOOTSTRAP": bootstrap,
+        "B_TOPIC": topic,
+        "B_OUT": str(out),
+        "B_N": str(n),
+        "B_PORT": str(free_port()),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _EMPTY_AGENT, "worker", "--loglevel", "warn"],
+        cwd=tmp,
+        env=env,
+        stdout=(tmp / "empty-agent.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not out.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return {"rate": float("nan"), "cpu_s_per_m": float("nan"), "records": 0}
+            time.sleep(0.5)
+        time.sleep(0.2)
+        res: dict[str, Any] = json.loads(out.read_text())
+        return res
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# -- (b)/(c) workers ----------------------------------------------------------------
+
+
+@dataclass
+class WorkerProc:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def stats(self) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.port}/stats"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            res: dict[str, Any] = orjson.loads(r.read())
+        return res
+
+    def counters(self) -> dict[str, int]:
+        try:
+            c: dict[str, int] = self.stats()["counters"]
+            return c
+        except OSError:
+            return {}
+
+
+@dataclass
+class Run:
+    name: str
+    bootstrap: str
+    tmp: Path
+    raw_topic: str
+    settings: dict[str, str] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    workers: list[WorkerProc] = field(default_factory=list)
+
+    def env(self, port: int, k: int) -> dict[str, str]:
+        r = self.run_id
+        env = {k2: v for k2, v in os.environ.items() if not k2.startswith("CRISISWATCH_")}
+        env.update(
+            {
+                "CRISISWATCH_KAFKA_BOOTSTRAP": self.bootstrap,
+                "CRISISWATCH_APP_ID": f"bench-{self.name}-{r}",
+                "CRISISWATCH_TOPIC_RAW": self.raw_topic,
+                "CRISISWATCH_TOPIC_SCORED": f"bench-{r}.mentions.scored",
+                "CRISISWATCH_TOPIC_DEADLETTER": f"bench-{r}.mentions.deadletter",
+                "CRISISWATCH_TOPIC_EVENTS": f"bench-{r}.crisis.events",
+                "CRISISWATCH_PARTITIONS": str(PARTITIONS),
+                "CRISISWATCH_WEB_PORT": str(port),
+                "CRISISWATCH_DATA_DIR": str(self.tmp / f"w-{r}-{k}"),
+                "CRISISWATCH_LOG_LEVEL": "warning",
+            }
+        )
+        env.update({f"CRISISWATCH_{k2.upper()}": v for k2, v in self.settings.items()})
+        return env
+
+    def events_topic(self) -> str:
+        return f"bench-{self.run_id}.crisis.events"
+
+    def start(self, count: int, timeout: float = 120) -> None:
+        for k in range(count):
+            port = free_port()
+            logf = (self.tmp / f"worker-{self.name}-{self.run_id}-{k}.log").open("wb")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                env=self.env(port, k),
+                cwd=PROJECT,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self.workers.append(WorkerProc(proc, port))
+        deadline = time.monotonic() + timeout
+        for w in self.workers:
+            while True:
+                if w.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited during start; see {self.tmp}")
+                with contextlib.suppress(OSError):
+                    url = f"http://127.0.0.1:{w.port}/ready"
+                    with urllib.request.urlopen(url, timeout=2) as r:
+                        if orjson.loads(r.read()).get("ready"):
+                            break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"worker not ready in {timeout}s; see {self.tmp}")
+                time.sleep(0.3)
+
+    def total(self, key: str) -> int:
+        return sum(w.counters().get(key, 0) for w in self.workers)
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(w.proc.pid) for w in self.workers)
+
+    def rss(self) -> float:
+        return max(peak_rss_mib(w.proc.pid) for w in self.workers)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(w.proc.pid, signal.SIGTERM)
+        for w in self.workers:
+            try:
+                w.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.proc.pid, signal.SIGKILL)
+                w.proc.wait()
+
+
+def measure_pipeline(
+    run: Run, n: int, workers: int, timeout: float, poll: float = 0.25
+) -> dict[str, Any]:
+    """Workers drain a preloaded topic: mentions/s from the first ingested to the last detected."""
+    run.start(workers)
+    try:
+        deadline = time.monotonic() + timeout
+        t0 = c0 = 0.0
+        first = 0
+        while True:
+            if not t0:
+                got_in = run.total("ingest.in")
+                if got_in:
+                    t0, c0, first = time.perf_counter(), run.cpu(), got_in
+            done = run.total("detect.in")
+            if done >= n:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{run.name}: {done}/{n} mentions detected in {timeout}s")
+            # /stats also lists every brand: polling it costs the worker a little.
+            time.sleep(poll)
+        dt, dc = time.perf_counter() - t0, run.cpu() - c0
+        # The first poll already saw ``first`` mentions ingested: they are not in dt.
+        counted = n - first
+        return {
+            "rate": counted / dt,
+            "cpu_s_per_m": dc / counted * 1e6,
+            "rss_mib": run.rss(),
+            "seconds": dt,
+        }
+    finally:
+        run.stop()
+
+
+# -- (l) latency under a steady rate -----------------------------------------------------
+
+LATENCY_SETTINGS = {
+    "detector": "negative_share",
+    "open_threshold": "0.9999",
+    "close_threshold": "0.95",
+    "bucket_seconds": "5",
+    "allowed_lateness_seconds": "1",
+    "warmup_buckets": "4",
+    "min_volume": "10",
+    "update_every_buckets": "1",
+    "cooldown_buckets": "0",
+}
+
+
+def latency_stream(
+    rate: float, seconds: float, brands: int, start: float, seed: int = 11
+) -> list[tuple[bytes, bytes]]:
+    """A live stream at ``rate``/s with ``created_at`` = send time; 5% of brands surge later on."""
+    n = int(rate * seconds)
+    base = make_mentions(n, brands, seed=seed, start=start, span=seconds, prefix="l")
+    rng = np.random.default_rng(seed)
+    surge = set(rng.choice(brands, max(brands // 20, 1), replace=False).tolist())
+    out = []
+    for k, (key, value) in enumerate(base):
+        b = int(key[5:])
+        frac = k / n
+        if b in surge and 0.45 + 0.4 * (b % 7) / 7 <= frac < 0.6 + 0.4 * (b % 7) / 7:
+            doc = orjson.loads(value)
+            doc["text"] = NEGATIVE[k % len(NEGATIVE)].format(b=doc["brand"])
+            value = orjson.dumps(doc)
+        out.append((key, value))
+    return out
+
+
+def measure_latency(
+    bootstrap: str, tmp: Path, rate: float, seconds: float, brands: int
+) -> dict[str, Any]:
+    from kafka import KafkaConsumer
+
+    topic = f"bench-lat-{uuid.uuid4().hex[:6]}.raw"
+    create_topic(bootstrap, topic)
+    run = Run("latency", bootstrap, tmp, topic, dict(LATENCY_SETTINGS))
+    run.start(1)
+    try:
+        lateness = float(LATENCY_SETTINGS["allowed_lateness_seconds"])
+        # Generating takes seconds: created_at starts a little ahead of now,
+        # and latencies are taken against the actual send clock below.
+        start = time.time() + 0.6 * seconds * rate / 100_000 + 1.0
+        records = latency_stream(rate, seconds, brands, start)
+        took, sent0 = produce(bootstrap, topic, records, rate=rate)
+        last_created = _dt.datetime.fromisoformat(
+            orjson.loads(records[-1][1])["created_at"]
+        ).timestamp()
+        time.sleep(3 * float(LATENCY_SETTINGS["bucket_seconds"]))
+        cons = KafkaConsumer(
+            run.events_topic(),
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3000,
+        )
+        lat = []
+        statuses: dict[str, int] = {}
+        for msg in cons:
+            ev = orjson.loads(msg.value)
+            statuses[ev["status"]] = statuses.get(ev["status"], 0) + 1
+            end = _dt.datetime.fromisoformat(ev["window_end"]).timestamp()
+            # The bucket can close once a mention of event time >= end + lateness
+            # has arrived; the mention of event time t is sent at sent0 + (t - start).
+            closable = sent0 + (end + lateness - start)
+            if end + lateness > last_created:
+                # Closed by the idle flush after the stream stopped, not by a
+                # mention: a different path (CRISISWATCH_IDLE_FLUSH_SECONDS).
+                continue
+            lat.append(msg.timestamp / 1000 - closable)
+        cons.close()
+        arr = np.array(lat) if lat else np.array([np.nan])
+        return {
+            "rate": rate,
+            "achieved_rate": len(records) / took,
+            "events": len(lat),
+            "statuses": statuses,
+            "p50": float(np.percentile(arr, 50)),
+            "p99": float(np.percentile(arr, 99)),
+            "max": float(np.max(arr)),
+        }
+    finally:
+        run.stop()
+
+
+# -- (s) scale: 100,000 brands --------------------------------------------------------
+
+
+def bucket_close_ms(brands: int, repeats: int = 3) -> float:
+    """Median wall time of one bucket close over ``brands`` brands (default crisis detector)."""
+    from .detect import DetectEngine
+    from .settings import Settings
+
+    eng = DetectEngine(Settings())
+    t0 = 1_767_225_600.0
+    docs = [
+        {
+            "id": f"s{i}",
+            "brand": f"brand{i % brands:06d}",
+            "text": "hello",
+            "sentiment": 0.1,
+            "sentiment_label": "neutral",
+            "event_time": t0 + (i // brands) * 0.001,
+        }
+        for i in range(brands)
+    ]
+    eng.add(docs)
+    times = []
+    for r in range(repeats + 1):
+        tick = t0 + (r + 1) * eng.width
+        eng.add([dict(docs[0], id=f"t{r}", event_time=tick)])  # fills the next bucket
+        t = time.perf_counter()
+        eng.advance_to(tick + eng.width)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:]) * 1000
+
+
+# -- the whole run ------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def run_benchmark(
+    n: int, brands: int, *, empty_n: int, scale_brands: int, latency_seconds: float, repeats: int
+) -> dict[str, Any]:
+    res: dict[str, Any] = {"n": n, "brands": brands, "machine": machine(), "loads": []}
+    tmp = Path(tempfile.mkdtemp(prefix="cw-bench-"))
+    try:
+        with broker() as bootstrap:
+            log(f"generating {n:,} mentions over {brands:,} brands")
+            now = time.time()
+            records = make_mentions(n, brands, start=now - 3600, span=3600)
+            topic = f"bench-{uuid.uuid4().hex[:6]}.raw"
+            create_topic(bootstrap, topic)
+            took, _ = produce(bootstrap, topic, records)
+            log(f"preloaded {n:,} records into {topic} in {took:.1f}s")
+            del records
+            bare, empty, one, two = [], [], [], []
+            for r in range(repeats):
+                log(f"repeat {r + 1}/{repeats}: bare consumer")
+                bare.append(asyncio.run(_bare(bootstrap, topic, n)))
+                log(f"  {bare[-1]['rate']:,.0f}/s; empty Faust agent ({empty_n:,} records)")
+                empty.append(run_empty_agent(bootstrap, topic, empty_n, tmp, timeout=300))
+                log(f"  {empty[-1]['rate']:,.0f}/s; pipeline, 1 worker")
+                limit = max(300.0, n / 3000)  # a stalled worker must not hang the run
+                one.append(measure_pipeline(Run("one", bootstrap, tmp, topic), n, 1, limit))
+                log(f"  {one[-1]['rate']:,.0f}/s; pipeline, 2 workers")
+                two.append(measure_pipeline(Run("two", bootstrap, tmp, topic), n, 2, limit))
+                log(f"  {two[-1]['rate']:,.0f}/s (load {load1():.2f})")
+                res["loads"].append(load1())
+
+            def med(rows: list[dict[str, Any]], key: str) -> float:
+                return float(statistics.median(r[key] for r in rows))
+
+            for name, rows in (("bare", bare), ("empty", empty), ("one", one), ("two", two)):
+                res[name] = {k: med(rows, k) for k in rows[0] if isinstance(rows[0][k], float)}
+                res[name]["all"] = [round(r["rate"]) for r in rows]
+            rate = res["one"]["rate"] * 0.5
+            log(f"latency at {rate:,.0f} mentions/s for {latency_seconds:.0f}s")
+            res["latency"] = measure_latency(bootstrap, tmp, rate, latency_seconds, brands)
+            log(f"  {res['latency']}")
+            log(f"scale: {scale_brands:,} brands in one worker")
+            res["scale"] = measure_scale(bootstrap, tmp, scale_brands)
+            log(f"  {res['scale']}")
+        res["loads"].append(load1())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res["date"] = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return res
+
+
+def measure_scale(bootstrap: str, tmp: Path, brands: int) -> dict[str, Any]:
+    """Peak RSS of one worker that counted mentions of ``brands`` brands over three buckets."""
+    n = brands * 3
+    topic = f"bench-scale-{uuid.uuid4().hex[:6]}.raw"
+    create_topic(bootstrap, topic)
+    now = time.time()
+    produce(bootstrap, topic, make_mentions(n, brands, seed=3, start=now - 900, span=900))
+    out = measure_pipeline(Run("scale", bootstrap, tmp, topic), n, 1, 600, poll=2.0)
+    out["brands"] = brands
+    out["close_ms"] = bucket_close_ms(brands)
+    return out
+
+
+def report(res: dict[str, Any], command: str) -> str:
+    bare = res["bare"]["rate"]
+
+    def row(label: str, r: dict[str, Any], extra: str = "") -> str:
+        rss = f"{r['rss_mib']:,.0f}" if "rss_mib" in r else "-"
+        runs = ", ".join(f"{x:,}" for x in r["all"])
+        return (
+            f"| {label} | {r['rate']:,.0f} | {r['rate'] / bare:.0%} | "
+            f"{r['cpu_s_per_m']:.1f} | {rss} | {runs}{extra} |"
+        )
+
+    lat, sc = res["latency"], res["scale"]
+    loads = ", ".join(f"{x:.1f}" for x in res["loads"])
+    lines = [
+        "## Pipeline end to end",
+        "",
+        f"Measured {res['date']} on {res['machine']}. 1-minute load average during the "
+        f"repeats: {loads} (2 cores shared with the broker and other work: figures are "
+        "conservative). Medians of the repeats; the last column lists every repeat.",
+        f"Reproduce: `{command}`.",
+        "",
+        f"{res['n']:,} mentions (corpus tweets with a brand handle, {res['brands']:,} brands, "
+        f"`created_at` over the last hour), preloaded into a {PARTITIONS}-partition topic of a "
+        "local Apache Kafka broker (KRaft, single node, same machine). Default settings "
+        "(crisis detector, 5-minute buckets).",
+        "",
+        "| consumer | mentions/s | of bare | CPU s per M mentions | peak RSS MiB | repeats |",
+        "|---|---:|---:|---:|---:|---|",
+        row("(a) bare aiokafka consumer, getmany + orjson.loads", res["bare"]),
+        row("empty Faust agent (raw values, take(5000), tuned buffers)", res["empty"]),
+        row("(b) pipeline, 1 worker", res["one"]),
+        row("(c) pipeline, 2 workers", res["two"]),
+        "",
+        f"Latency at 50% of (b) ({lat['rate']:,.0f} mentions/s offered, "
+        f"{lat['achieved_rate']:,.0f}/s achieved, live `created_at`, 5 s buckets, 1 s allowed "
+        f"lateness, 5% of brands surge): crisis event published minus the moment its bucket "
+        f"could close (the first mention past window end + allowed lateness was sent) over "
+        f"{lat['events']} events closed by the stream (end-of-stream idle flushes excluded) "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(lat['statuses'].items()))}): "
+        f"**p50 {lat['p50']:.2f} s, p99 {lat['p99']:.2f} s** (max {lat['max']:.2f} s).",
+        "",
+        f"Scale, {sc['brands']:,} active brands in one worker ({3 * sc['brands']:,} mentions "
+        f"over 3 buckets): peak RSS **{sc['rss_mib']:,.0f} MiB**, {sc['rate']:,.0f} mentions/s; "
+        f"one bucket close of {sc['brands']:,} brands (crisis detector, lifecycle, baselines): "
+        f"**{sc['close_ms']:.0f} ms**.",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace (or append) the pipeline section of ``docs/benchmarks.md``; keep earlier runs."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        old, tail = rest.split(END, 1)
+        # Earlier results stay below the newest, as history.
+        old_runs = old.strip().removeprefix("## Pipeline end to end").strip()
+        history = ""
+        if old_runs:
+            history = "\n\n### Earlier run\n\n" + old_runs.replace("### Earlier run\n\n", "")
+        text = f"{head}{BEGIN}\n{body}{history}\n{END}{tail}"
+    else:
+        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{body}\n{END}\n"
+    path.write_text(text, encoding="utf-8")

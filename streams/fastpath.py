@@ -1,0 +1,398 @@
+"""The batch-oriented hot path: ingest as a batch consumer, envelopes to detect.
+
+Why: Faust pays a fixed Python cost for every record it hands an agent
+(about 10,000-13,000 records/s for an *empty* agent on the development
+machine, against 200,000+ records/s for a bare aiokafka consumer; see
+``docs/performance.md``). Paying it per mention caps the whole pipeline.
+So per-mention records never pass through a Faust stream:
+
+- :class:`IngestService` is a :class:`mode.Service` started with the Faust
+  app (same worker process, CLI, web server and lifecycle). It reads
+  ``mentions.raw`` with its own aiokafka consumer (group
+  ``<app_id>-ingest``, so Kafka still balances partitions across workers),
+  ``getmany`` in large batches, validates and scores a whole batch at once,
+  and writes with the producer's batch builder:
+
+  * ``mentions.scored``: one record per mention, the documented public topic;
+  * ``<app_id>-scored-batches``: one *envelope* per target partition and
+    batch (a JSON array of the same scored mentions, at most
+    :data:`ENVELOPE_MAX_BYTES`), the detect agent's input;
+  * dead letters, as before.
+
+  Source offsets are committed only after every output record of the batch
+  is acknowledged (at-least-once; the detect engine drops duplicate mention
+  ids, so a re-delivered batch is counted once).
+
+- The detect Faust agent consumes envelopes: a few dozen Faust events per
+  second carry tens of thousands of mentions. Checkpoints and the replay of
+  :mod:`streams.recovery` work on envelope offsets with the same exactness
+  argument as before (an envelope is counted whole or not at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+from mode import Service
+
+from . import metrics as m
+from .ingest import DeadLetter, RawRecord
+from .recovery import aiokafka_config, envelope_topic
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .ingest import Ingestor
+
+log = logging.getLogger(__name__)
+
+#: Largest envelope value. Brokers refuse records over ``message.max.bytes``
+#: (1 MiB by default); half of it leaves room for the record overhead and
+#: keeps one envelope's decode short (a few ms) so the loop stays responsive.
+ENVELOPE_MAX_BYTES = 512 * 1024
+#: Records per ingest batch (``getmany``): large enough that the per-batch
+#: costs (a scoring call, a produce round trip, a commit) vanish per mention,
+#: small enough to keep a batch well under 100 ms.
+INGEST_MAX_RECORDS = 5000
+
+
+def ingest_group(settings: Settings) -> str:
+    return f"{settings.app_id}-ingest"
+
+
+class Partitioner:
+    """Kafka's default key partitioner (murmur2, as the Java client), cached per key.
+
+    The same brand lands on the same partition of ``mentions.raw``,
+    ``mentions.scored`` and the envelope topic (when they have the same
+    partition count), so one detect task sees every mention of a brand.
+
+    >>> Partitioner(4)(b"acme") == Partitioner(4)(b"acme")
+    True
+    """
+
+    __slots__ = ("_cache", "n")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._cache: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        p = self._cache.get(key)
+        if p is None:
+            if len(self._cache) > 1_000_000:  # bounded: brands are many, not unbounded
+                self._cache.clear()
+            p = self._cache[key] = (murmur2(key) & 0x7FFFFFFF) % self.n
+        return p
+
+
+def split_envelopes(values: Sequence[bytes], max_bytes: int = ENVELOPE_MAX_BYTES) -> list[bytes]:
+    """JSON arrays of the already-encoded ``values``, each at most ``max_bytes`` (or one value).
+
+    >>> split_envelopes([b'{"a":1}', b'{"b":2}'], max_bytes=12)
+    [b'[{"a":1}]', b'[{"b":2}]']
+    """
+    out: list[bytes] = []
+    start, size = 0, 2
+    for i, v in enumerate(values):
+        if i > start and size + len(v) + 1 > max_bytes:
+            out.append(b"[" + b",".join(values[start:i]) + b"]")
+            start, size = i, 2
+        size += len(v) + 1
+    if start < len(values):
+        out.append(b"[" + b",".join(values[start:]) + b"]")
+    return out
+
+
+def decode_envelope(value: bytes | None) -> list[dict[str, Any]] | None:
+    """The scored mentions of an envelope, or None if it is not one.
+
+    Every element must look like a scored mention (``event_time``, ``brand``,
+    ``id``): the engine must never half-count an envelope.
+    """
+    try:
+        docs = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if type(docs) is not list:
+        return None
+    try:
+        for d in docs:
+            float(d["event_time"])
+            str(d["brand"])
+            str(d["id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return docs
+
+
+async def send_batched(
+    producer: AIOKafkaProducer,
+    topic: str,
+    partition: int,
+    records: Sequence[tuple[bytes | None, bytes]],
+    timestamp_ms: int | None = None,
+) -> list[asyncio.Future[Any]]:
+    """Write records to one partition with the producer's batch builder.
+
+    ``send()`` costs a coroutine, a future and a partitioner call per record;
+    the builder appends into a C buffer. Returns the delivery futures.
+    """
+    futs: list[asyncio.Future[Any]] = []
+    batch = producer.create_batch()
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=timestamp_ms) is None:
+            futs.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=timestamp_ms) is None:
+                raise ValueError(f"record of {len(value)} bytes does not fit a batch for {topic}")
+    if batch.record_count():
+        futs.append(await producer.send_batch(batch, topic, partition=partition))
+    return futs
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, service: IngestService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Finish (deliver and commit) the batch in flight before the partitions
+        # move, so the next owner starts after it: no duplicates in the common case.
+        async with self.service.lock:
+            await self.service.drain()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("ingest assigned %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+
+DeadLetterHook = Callable[[Sequence[DeadLetter]], None]
+
+
+class IngestService(Service):
+    """mentions.raw -> validate, score -> mentions.scored + envelopes + dead letters, in batches."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ingestor: Ingestor,
+        counters: dict[str, int],
+        on_dead: DeadLetterHook,
+        **kwargs: Any,
+    ) -> None:
+        self.s = settings
+        self.ingestor = ingestor
+        self.counters = counters
+        self.on_dead = on_dead
+        self.envelope_topic = envelope_topic(settings)
+        self.lock = asyncio.Lock()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        #: Next offset to read per raw partition, as committed by this service.
+        self.committed: dict[TopicPartition, int] = {}
+        self._inflight: asyncio.Task[None] | None = None
+        self._parts: dict[str, Partitioner] = {}
+        self.max_records = max(INGEST_MAX_RECORDS, settings.batch_size)
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        cfg = aiokafka_config(self.s)
+        self.producer = AIOKafkaProducer(
+            **cfg,
+            acks="all",  # as Faust's producer_acks=-1
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=8 * 1024 * 1024,
+            request_timeout_ms=60_000,
+        )
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            **cfg,
+            group_id=ingest_group(self.s),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_poll_records=self.max_records,
+            session_timeout_ms=int(self.s.consumer_session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(self.s.consumer_heartbeat_seconds * 1000),
+        )
+        self.consumer.subscribe([self.s.topic_raw], listener=_Rebalance(self))
+        await self.consumer.start()
+
+    async def on_stop(self) -> None:
+        try:
+            async with self.lock:
+                await self.drain()
+        finally:
+            if self.consumer is not None:
+                await self.consumer.stop()
+            if self.producer is not None:
+                await self.producer.stop()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Highwater minus committed offset per assigned raw partition (Kafka's view of our lag)."""
+        out: dict[tuple[str, int], int] = {}
+        cons = self.consumer
+        if cons is None:
+            return out
+        for tp in cons.assignment():
+            end = cons.highwater(tp)
+            if end is None:
+                continue
+            done = self.committed.get(tp)
+            if done is None:  # before the first commit here, the position stands in
+                done = await cons.position(tp)
+            out[(tp.topic, tp.partition)] = max(int(end) - int(done), 0)
+        return out
+
+    async def caught_up(self, partition: int) -> bool | None:
+        """Whether raw ``partition`` is fully processed here (None: not assigned here)."""
+        cons = self.consumer
+        if cons is None:
+            return None
+        tp = TopicPartition(self.s.topic_raw, partition)
+        if tp not in cons.assignment():
+            return None
+        end = cons.highwater(tp)
+        if end is None:  # nothing fetched yet: ask the broker
+            end = (await cons.end_offsets([tp]))[tp]
+        done = self.committed.get(tp)
+        if done is None:  # nothing processed by this incarnation: its start position
+            done = await cons.position(tp)
+        return done >= end and (self._inflight is None or self._inflight.done())
+
+    async def drain(self) -> None:
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    @Service.task
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        timeout_ms = max(int(self.s.batch_seconds * 1000), 1)
+        while not self.should_stop:
+            try:
+                batch = await self.consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=self.max_records
+                )
+            except KafkaError as exc:
+                log.warning("ingest fetch failed (%r); retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if not batch:
+                continue
+            async with self.lock:
+                assigned = self.consumer.assignment()
+                batch = {tp: recs for tp, recs in batch.items() if tp in assigned and recs}
+                if batch:
+                    await self.process(batch)
+
+    def _partitioner(self, topic: str) -> Partitioner:
+        p = self._parts.get(topic)
+        assert self.producer is not None
+        n = len(self.producer.client.cluster.partitions_for_topic(topic) or ())
+        if p is None or p.n != n:
+            if not n:
+                raise RuntimeError(f"no metadata for topic {topic}")
+            p = self._parts[topic] = Partitioner(n)
+        return p
+
+    async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """One fetched batch: everything produced, then (in the background) delivered and committed."""
+        assert self.producer is not None
+        t0 = time.perf_counter()
+        s, ing = self.s, self.ingestor
+        records = [r for recs in batch.values() for r in recs]
+        dead: list[DeadLetter] = []
+
+        def refuse(i: int, reason: str) -> None:
+            r = records[i]
+            headers = tuple((str(k), bytes(v or b"")) for k, v in (r.headers or ()))
+            raw = RawRecord(r.key, r.value, r.topic, r.partition, r.offset, headers)
+            dead.append(DeadLetter(raw, reason))
+
+        docs, _ = ing.decode_batch([r.value for r in records], refuse)
+        pending = ing.enrich(docs)
+        if pending:
+            # The numba kernels release the GIL: the event loop (the detect
+            # agent, the web server) runs meanwhile on the other core.
+            scores = await asyncio.to_thread(ing.score_pending, docs, pending)
+            ing.apply_scores(docs, pending, scores)
+
+        await self._producer_metadata()
+        p_scored = self._partitioner(s.topic_scored)
+        p_env = self._partitioner(self.envelope_topic)
+        dumps = orjson.dumps
+        by_scored: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
+        by_env: dict[int, list[bytes]] = defaultdict(list)
+        event_times = np.empty(len(docs))
+        for j, d in enumerate(docs):
+            key = d["brand"].encode()
+            value = dumps(d)
+            by_scored[p_scored(key)].append((key, value))
+            by_env[p_env(key)].append(value)
+            event_times[j] = d["event_time"]
+
+        # Previous batch delivered and committed first: commits stay in order.
+        await self.drain()
+        futs: list[Awaitable[Any]] = []
+        for p, recs in by_scored.items():
+            futs += await send_batched(self.producer, s.topic_scored, p, recs)
+        now_ms = int(time.time() * 1000)
+        n_env = 0
+        for p, values in by_env.items():
+            envs: list[tuple[bytes | None, bytes]] = [(None, v) for v in split_envelopes(values)]
+            n_env += len(envs)
+            futs += await send_batched(self.producer, self.envelope_topic, p, envs, now_ms)
+        if dead:
+            self.on_dead(dead)
+            for dl in dead:
+                futs.append(
+                    await self.producer.send(
+                        s.topic_deadletter,
+                        key=dl.record.key,
+                        value=dl.record.value or b"",
+                        headers=dl.headers(),
+                    )
+                )
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
+        n, n_ok = len(records), len(docs)
+
+        async def finish() -> None:
+            await asyncio.gather(*futs)
+            assert self.consumer is not None
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:  # a rebalance took the partitions: the next owner redoes it
+                log.warning("ingest commit of %s failed: %r", offsets, exc)
+            else:
+                self.committed.update(offsets)
+            self.counters["ingest.in"] += n
+            self.counters["ingest.scored"] += n_ok
+            m.BATCH_DURATION.labels("ingest").observe(time.perf_counter() - t0)
+
+        self._inflight = asyncio.ensure_future(finish())
+        m.RECORDS_CONSUMED.labels("ingest", s.topic_raw).inc(n)
+        m.faust_sensor_received(s.topic_raw, n)
+        m.RECORDS_PROCESSED.labels("ingest", "scored").inc(n_ok)
+        m.RECORDS_PRODUCED.labels(s.topic_scored).inc(n_ok)
+        m.RECORDS_PRODUCED.labels(self.envelope_topic).inc(n_env)
+        m.observe_many(m.EVENT_TO_PROCESSED.labels("ingest"), time.time() - event_times)
+
+    async def _producer_metadata(self) -> None:
+        assert self.producer is not None
+        for topic in (self.s.topic_scored, self.envelope_topic):
+            if not self.producer.client.cluster.partitions_for_topic(topic):
+                await self.producer.client._wait_on_metadata(topic)

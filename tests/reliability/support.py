@@ -1,0 +1,277 @@
+"""Helpers for the fault scenarios: private brokers, checked producers, count polling.
+
+Every scenario compares what it *sent* (acknowledged by the broker) with what
+the worker *counted* (``/stats`` per brand) and prints one summary line::
+
+    reliability <scenario>: sent=N faults=K lost=L extra=E ...
+
+``lost`` is the number of mentions sent but not counted, ``extra`` the number
+counted more than once (both must be 0).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaProducer
+
+from tests.kafka_support import PROJECT, Worker, WorkerFactory
+
+KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port_block(offsets: Sequence[int], start: int = 41_000, stop: int = 48_000) -> int:
+    """A base port P with every ``P + offset`` free on 127.0.0.1 (kafka.sh needs P+1000...)."""
+    pid_spread = (os.getpid() * 7) % (stop - start - 2_000)
+    for base in range(start + pid_spread, stop - 2_000, 10):
+        if all(_free(base + o) for o in offsets):
+            return base
+    for base in range(start, stop - 2_000, 10):
+        if all(_free(base + o) for o in offsets):
+            return base
+    raise RuntimeError("no free port block for a private broker")
+
+
+@dataclass
+class LocalKafka:
+    """A private broker (or three-node cluster) in its own state folder, via deploy/kafka/kafka.sh."""
+
+    home: Path
+    cluster: bool = False
+    port: int = 0
+    log: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            offsets = [0, 1, 2, 1000, 1001, 1002] if self.cluster else [0, 1000]
+            self.port = free_port_block(offsets)
+
+    @property
+    def bootstrap(self) -> str:
+        n = 3 if self.cluster else 1
+        return ",".join(f"127.0.0.1:{self.port + i}" for i in range(n))
+
+    def sh(self, *args: str, check: bool = True, timeout: float = 180) -> None:
+        env = {**os.environ, "KAFKA_HOME_DIR": str(self.home)}
+        t0 = time.monotonic()
+        r = subprocess.run(
+            ["bash", str(KAFKA_SH), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        self.log.append(f"{' '.join(args)} -> {r.returncode} in {time.monotonic() - t0:.1f}s")
+        if check and r.returncode != 0:
+            raise RuntimeError(f"kafka.sh {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+
+    # single node
+    def start(self) -> None:
+        self.sh("start", "--port", str(self.port))
+
+    def kill(self) -> None:
+        self.sh("kill")
+
+    def stop(self) -> None:
+        self.sh("stop", check=False)
+
+    # cluster
+    def cluster_start(self) -> None:
+        self.sh("cluster-start", "--port", str(self.port))
+
+    def cluster_stop(self) -> None:
+        self.sh("cluster-stop", check=False)
+
+    def node_kill(self, n: int) -> None:
+        self.sh("node-kill", str(n))
+
+    def node_start(self, n: int) -> None:
+        self.sh("node-start", str(n))
+
+
+@dataclass
+class EnvWorkerFactory(WorkerFactory):
+    """A WorkerFactory that also passes non-CRISISWATCH variables (e.g. Faust's own
+    ``BROKER_SESSION_TIMEOUT``) to the worker processes."""
+
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return {**super().env(**overrides), **self.extra_env}
+
+
+def brand_key(value: bytes) -> bytes:
+    """The brand of a serialised mention (the record key producers use)."""
+    return str(orjson.loads(value)["brand"]).encode()
+
+
+def send_checked(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    *,
+    chunk: int = 2000,
+    pause: float = 0.0,
+    on_chunk: Callable[[int], None] | None = None,
+    **producer_kw: Any,
+) -> int:
+    """Produce and wait for every acknowledgement; raise if any record was not acked.
+
+    acks=all with kafka-python's idempotent producer and a long delivery
+    timeout, so a broker restart or a node loss delays records but neither
+    drops nor duplicates them. Returns the number of acknowledged records.
+    """
+    kw: dict[str, Any] = {
+        "acks": "all",
+        "linger_ms": 10,
+        "max_request_size": 8 * 1024 * 1024,
+        "request_timeout_ms": 20_000,
+        "delivery_timeout_ms": 300_000,
+        "retry_backoff_ms": 200,
+        "reconnect_backoff_max_ms": 2000,
+    }
+    kw.update(producer_kw)
+    prod = KafkaProducer(bootstrap_servers=bootstrap, **kw)
+    acked = 0
+    try:
+        futs: list[Any] = []
+        for key, value in records:
+            futs.append(prod.send(topic, key=key, value=value))
+            if len(futs) >= chunk:
+                prod.flush()
+                for f in futs:
+                    f.get(timeout=300)
+                acked += len(futs)
+                futs = []
+                if on_chunk is not None:
+                    on_chunk(acked)
+                if pause:
+                    time.sleep(pause)
+        prod.flush()
+        for f in futs:
+            f.get(timeout=300)
+        acked += len(futs)
+    finally:
+        prod.close(timeout=10)
+    return acked
+
+
+def stats(worker: Worker) -> dict[str, Any]:
+    try:
+        return dict(worker.get("/stats"))
+    except (OSError, ValueError):
+        return {}
+
+
+def metrics_text(worker: Worker) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+    except OSError:
+        return ""
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def counted(worker: Worker) -> int:
+    return sum(stats(worker).get("brands", {}).values())
+
+
+def wait_counts(
+    worker: Worker,
+    want: Counter[str],
+    timeout: float,
+    *,
+    stable: float = 0.0,
+    stall: float = 45.0,
+) -> dict[str, int]:
+    """Poll ``/stats`` until the per-brand counts equal ``want``; the last counts seen.
+
+    Gives up after ``timeout`` seconds, or after ``stall`` seconds without any
+    progress (a pipeline that stopped counting will not finish).
+    """
+    deadline = time.monotonic() + timeout
+    got: dict[str, int] = {}
+    last_total, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            break
+        got = stats(worker).get("brands", got)
+        if got == dict(want):
+            if stable:
+                time.sleep(stable)
+                got = stats(worker).get("brands", got)
+            return got
+        total = sum(got.values())
+        if total != last_total:
+            last_total, last_change = total, time.monotonic()
+        elif time.monotonic() - last_change > stall:
+            break
+        time.sleep(0.5)
+    return got
+
+
+def dead_letters(factory: WorkerFactory, *, idle: float = 4.0) -> list[Any]:
+    """Every record of the dead-letter topic so far."""
+    return factory.consume(factory.topic("deadletter"), idle=idle, timeout=120)
+
+
+def late_dead_letters(factory: WorkerFactory) -> int:
+    """Dead letters of the detect stage whose reason is lateness (valid mentions not counted)."""
+    n = 0
+    for msg in dead_letters(factory):
+        h = {k: bytes(v or b"") for k, v in msg.headers or ()}
+        if h.get("crisiswatch.error", b"").startswith(b"late"):
+            n += 1
+    return n
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+def loss(want: Counter[str], got: dict[str, int]) -> tuple[int, int]:
+    """(lost, extra): mentions sent but not counted, and counted beyond what was sent."""
+    lost = sum(max(0, n - got.get(b, 0)) for b, n in want.items())
+    extra = sum(max(0, n - want.get(b, 0)) for b, n in got.items())
+    return lost, extra
+
+
+def summary(scenario: str, **fields: Any) -> str:
+    line = f"reliability {scenario}: " + " ".join(f"{k}={v}" for k, v in fields.items())
+    print(line, flush=True)
+    return line

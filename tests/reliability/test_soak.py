@@ -1,0 +1,175 @@
+"""Soak: 30 minutes at 50% of the measured maximum throughput (on demand, not in CI).
+
+1. Calibration: a burst of ``CALIBRATION`` mentions is produced as fast as
+   possible; the worker's counting rate over it is the maximum throughput.
+2. Soak: a live stream (created_at = now) at 50% of that rate for
+   ``CRISISWATCH_SOAK_SECONDS`` (default 1800) over 200 brands. Every 10 s the
+   worker's RSS (``/proc/<pid>/status``) and its lag (records acknowledged by
+   the broker minus records counted) are sampled.
+
+Pass: every mention counted exactly; RSS at the end within 5% of RSS after
+the warm-up (the first 10% of the soak, at least 60 s: JIT compilation,
+buffers, per-brand state); the median lag of the last fifth of the soak no
+more than the median of the second fifth plus two seconds' worth of records.
+
+Run: ``CRISISWATCH_SOAK=1 scripts/soak.sh`` (see docs/reliability.md).
+Knobs: CRISISWATCH_SOAK_SECONDS, CRISISWATCH_SOAK_RATE (records/s instead of
+50% of the calibration), CRISISWATCH_SOAK_BRANDS.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from streams.synth import NEGATIVE, NEUTRAL, POSITIVE
+from tests.kafka_support import Worker, WorkerFactory
+from tests.reliability.support import counted, loss, summary, wait_counts, wait_until
+
+SOAK = os.environ.get("CRISISWATCH_SOAK") == "1"
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.reliability,
+    pytest.mark.slow,
+    pytest.mark.skipif(not SOAK, reason="on demand: set CRISISWATCH_SOAK=1 (30 min soak)"),
+]
+
+SECONDS = float(os.environ.get("CRISISWATCH_SOAK_SECONDS", "1800"))
+BRANDS = [f"soak{i:03d}" for i in range(int(os.environ.get("CRISISWATCH_SOAK_BRANDS", "200")))]
+CALIBRATION = 60_000
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Stream:
+    """Live mentions, counted per brand as they are acknowledged."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+        self.sent: Counter[str] = Counter()
+        self.acked = 0
+        self.errors: list[BaseException] = []
+        self.seq = 0
+        self.lock = threading.Lock()
+        self.run = uuid.uuid4().hex[:6]
+
+    def _ok(self, brand: str) -> None:
+        with self.lock:
+            self.sent[brand] += 1
+            self.acked += 1
+
+    def send(self, n: int) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        for _ in range(n):
+            self.seq += 1
+            brand = BRANDS[self.seq % len(BRANDS)]
+            pool = (NEGATIVE, NEUTRAL, POSITIVE, POSITIVE, NEUTRAL)[self.seq % 5]
+            m = {
+                "id": f"{self.run}-{self.seq}",
+                "brand": brand,
+                "text": pool[self.seq % len(pool)].format(b=brand),
+                "created_at": now,
+            }
+            fut = self.prod.send(self.topic, key=brand.encode(), value=orjson.dumps(m))
+            fut.add_callback(lambda _md, b=brand: self._ok(b))
+            fut.add_errback(self.errors.append)
+
+    def close(self) -> None:
+        self.prod.flush()
+        self.prod.close()
+
+
+def paced(stream: Stream, rate: float, seconds: float, stop: threading.Event) -> None:
+    t0 = time.monotonic()
+    done = 0
+    while not stop.is_set():
+        elapsed = time.monotonic() - t0
+        if elapsed >= seconds:
+            break
+        due = int(rate * elapsed) - done
+        if due > 0:
+            stream.send(due)
+            done += due
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(int(SECONDS) + 900)
+def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
+    w: Worker = workers.start()
+    stream = Stream(workers.bootstrap, workers.topic("raw"))
+
+    # 1. Calibration burst.
+    t0 = time.monotonic()
+    stream.send(CALIBRATION)
+    stream.prod.flush()
+    first = None
+    assert wait_until(lambda: counted(w) >= 1000, 120, 0.2)
+    first = (time.monotonic(), counted(w))
+    assert wait_until(lambda: counted(w) >= CALIBRATION, 600, 0.2), w.log_text()[-3000:]
+    t_end = time.monotonic()
+    max_rate = (CALIBRATION - first[1]) / max(t_end - first[0], 1e-6)
+    rate = float(os.environ.get("CRISISWATCH_SOAK_RATE", 0)) or 0.5 * max_rate
+    print(
+        f"calibration: {CALIBRATION} in {t_end - t0:.1f}s, max {max_rate:.0f}/s, soak {rate:.0f}/s"
+    )
+
+    # 2. Soak.
+    stop = threading.Event()
+    producer = threading.Thread(target=paced, args=(stream, rate, SECONDS, stop), daemon=True)
+    samples: list[tuple[float, int, int]] = []  # (t, rss KiB, lag)
+    start = time.monotonic()
+    producer.start()
+    try:
+        while producer.is_alive():
+            time.sleep(10)
+            assert w.alive(), w.log_text()[-3000:]
+            with stream.lock:
+                acked = stream.acked
+            samples.append((time.monotonic() - start, rss_kib(w.proc.pid), acked - counted(w)))
+    finally:
+        stop.set()
+        producer.join(30)
+        stream.close()
+    assert not stream.errors, stream.errors[:3]
+    got = wait_counts(w, stream.sent, timeout=300, stall=60)
+    lost, extra = loss(stream.sent, got)
+
+    warm = max(60.0, 0.1 * SECONDS)
+    after_warm = [s for s in samples if s[0] >= warm] or samples
+    rss0, rss1 = after_warm[0][1], samples[-1][1]
+    growth = (rss1 - rss0) / rss0 if rss0 else 0.0
+    fifth = max(len(samples) // 5, 1)
+    lag_early = statistics.median(s[2] for s in samples[fifth : 2 * fifth] or samples[:1])
+    lag_late = statistics.median(s[2] for s in samples[-fifth:])
+    summary(
+        "soak",
+        sent=stream.acked,
+        faults=0,
+        lost=lost,
+        extra=extra,
+        seconds=int(SECONDS),
+        rate=f"{rate:.0f}/s",
+        max_rate=f"{max_rate:.0f}/s",
+        rss_mib=f"{rss0 / 1024:.0f}->{rss1 / 1024:.0f}",
+        rss_growth=f"{growth:+.1%}",
+        lag_median=f"{lag_early:.0f}->{lag_late:.0f}",
+    )
+    assert lost == 0 and extra == 0
+    assert growth <= 0.05, samples
+    assert lag_late <= lag_early + 2 * rate, samples

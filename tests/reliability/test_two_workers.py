@@ -1,0 +1,161 @@
+"""Two workers share the pipeline; one is SIGKILLed: the survivor takes its partitions
+within a measured time, recovers their detect state (checkpoint + replay), counts exactly.
+
+Failover time is bounded by the consumer-group session timeout: a SIGKILLed
+member sends no LeaveGroup, so the group coordinator waits for its session to
+expire before it rebalances. Faust's default ``broker_session_timeout`` is
+60 s and crisiswatch has no setting for it; Faust itself reads
+``BROKER_SESSION_TIMEOUT`` / ``BROKER_HEARTBEAT_INTERVAL`` from the
+environment, which is what the CI variant uses (10 s / 1 s). The variant with
+Faust's defaults runs on demand (CRISISWATCH_RELIABILITY_FULL=1).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.synth import surge_stream
+from tests.reliability.support import (
+    EnvWorkerFactory,
+    late_dead_letters,
+    loss,
+    send_checked,
+    stats,
+    summary,
+    wait_counts,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+
+FULL = os.environ.get("CRISISWATCH_RELIABILITY_FULL") == "1"
+BRANDS = [f"brand{i:02d}" for i in range(16)]
+N = 40_000
+PARTITIONS = 4
+
+
+def assigned(w: object) -> set[str]:
+    try:
+        body = w.get("/ready")  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return set()
+    return set(body.get("assigned", [])) if body.get("ready") else set()
+
+
+def owns_all(w: object, topics: set[str]) -> bool:
+    want = {f"{t}:{p}" for t in topics for p in range(PARTITIONS)}
+    return want <= assigned(w)
+
+
+def work_topics(*ws: object) -> set[str]:
+    """The input topics of the workers' consumers (raw and detect's input), not Faust's own."""
+    names = {a.rsplit(":", 1)[0] for w in ws for a in assigned(w)}
+    return {n for n in names if "__assignor" not in n}
+
+
+@pytest.mark.parametrize(
+    "session_timeout",
+    [
+        pytest.param("10", id="session10s"),
+        pytest.param(
+            None,
+            id="faust-default",
+            marks=[
+                pytest.mark.slow,
+                pytest.mark.skipif(
+                    not FULL, reason="on demand: set CRISISWATCH_RELIABILITY_FULL=1 (~3 min)"
+                ),
+            ],
+        ),
+    ],
+)
+@pytest.mark.timeout(480)
+def test_worker_killed_partitions_move_and_counts_stay_exact(
+    kafka_bootstrap: str, tmp_path: Path, session_timeout: str | None
+) -> None:
+    extra = (
+        {"BROKER_SESSION_TIMEOUT": session_timeout, "BROKER_HEARTBEAT_INTERVAL": "1"}
+        if session_timeout
+        else {}
+    )
+    factory = EnvWorkerFactory(kafka_bootstrap, tmp_path, extra_env=extra)
+    t_start = time.monotonic()
+    try:
+        env = {"checkpoint_seconds": "2", "partitions": str(PARTITIONS)}
+        a = factory.start(**env)
+        b = factory.start(**env)
+        topics = [factory.topic("raw")]
+        # Both members hold a share of the partitions before the stream starts.
+        assert wait_until(lambda: bool(assigned(a)) and bool(assigned(b)), 120, 0.5), (
+            assigned(a),
+            assigned(b),
+        )
+        # A live stream (created_at in the last 15 minutes), as in production.
+        now = time.time()
+        mentions = surge_stream(
+            BRANDS, N, surge_brand="brand09", seed=9, start=now - 900, duration_s=840
+        )
+        want = Counter(m["brand"] for m in mentions)
+        records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
+        sent: list[int] = []
+        errors: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                sent.append(send_checked(kafka_bootstrap, topics[0], records, pause=0.2))
+            except BaseException as exc:
+                errors.append(exc)
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+
+        def total() -> int:
+            return sum(sum(stats(w).get("brands", {}).values()) for w in (a, b) if w.alive())
+
+        assert wait_until(lambda: total() >= 0.35 * N, 240, 0.5), a.log_text()[-2000:]
+        # Kill the member that owns more scored partitions (the detect state to move).
+        victim, survivor = (
+            (a, b)
+            if sum(not s.startswith(topics[0]) for s in assigned(a))
+            >= sum(not s.startswith(topics[0]) for s in assigned(b))
+            else (b, a)
+        )
+        in_play = work_topics(a, b)
+        detect_in = in_play - {topics[0]}
+        moved = sorted(s for s in assigned(victim) if s.rsplit(":", 1)[0] in detect_in)
+        t_kill = time.monotonic()
+        victim.stop(signal.SIGKILL)
+        took_over = wait_until(lambda: owns_all(survivor, in_play), 180, 0.25)
+        failover_s = time.monotonic() - t_kill
+        producer.join(300)
+        assert not errors, errors
+        got = wait_counts(survivor, want, timeout=180)
+        lost, extra_n = loss(want, got)
+        summary(
+            f"two-workers[{session_timeout or 'faust-default-60'}s-session]",
+            sent=sum(sent),
+            faults=1,
+            lost=lost,
+            late_deadlettered=late_dead_letters(factory) if lost else 0,
+            extra=extra_n,
+            counted=sum(got.values()),
+            moved_partitions=len(moved),
+            failover_s=f"{failover_s:.1f}",
+            elapsed_s=f"{time.monotonic() - t_start:.0f}",
+        )
+        assert took_over, (assigned(survivor), survivor.log_text()[-3000:])
+        assert moved, "the victim owned no detect partition"
+        assert survivor.alive(), survivor.log_text()[-3000:]
+        assert sent == [N]
+        assert lost == 0 and extra_n == 0, {k: (want[k], got.get(k)) for k in want}
+        assert got == dict(want)
+    finally:
+        factory.stop_all()
