@@ -12,4 +12,6 @@ ruff format --check .
 echo "== mypy"
 mypy
 echo "== pytest"
-exec python -m pytest --durations=15 "$@"
+# Everything but the long fault-injection scenarios, which have their own
+# command (scripts/reliability.sh); the reliability tests marked `ci` run here.
+exec python -m pytest -m "not reliability or ci" --durations=15 "$@"

@@ -53,7 +53,12 @@ def bench_pipeline(
     if quick:
         n, repeats, latency_seconds = 100_000, 1, 45.0
         empty_agent_records = min(empty_agent_records, 100_000)
-    argv = " ".join(sys.argv[1:]) or "bench-pipeline"
+    # The command to reproduce: without where this run wrote its own JSON.
+    args = sys.argv[1:]
+    if "--json-out" in args:
+        i = args.index("--json-out")
+        del args[i : i + 2]
+    argv = " ".join(args) or "bench-pipeline"
     res = bp.run_benchmark(
         n,
         brands,

@@ -208,6 +208,10 @@ class IngestService(Service):
         self.producer = AIOKafkaProducer(
             **cfg,
             acks="all",  # as Faust's producer_acks=-1
+            # Retries after a broker failure must not reorder a partition's
+            # envelopes: a later batch landing first would advance the detect
+            # watermark and make the earlier one late.
+            enable_idempotence=True,
             linger_ms=5,
             max_batch_size=1024 * 1024,
             max_request_size=8 * 1024 * 1024,

@@ -34,7 +34,7 @@ from tests.reliability.support import (
     wait_counts,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 BRANDS = [f"brand{i:02d}" for i in range(8)]
 N = 8000

@@ -22,7 +22,7 @@ from streams.synth import QUICK_SETTINGS
 from tests.kafka_support import PROJECT
 from tests.reliability.support import summary
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 
 def doc(i: int, t: float, brand: str = "acme") -> dict[str, object]:

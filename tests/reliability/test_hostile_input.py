@@ -24,7 +24,7 @@ from tests.kafka_support import Worker, WorkerFactory
 from tests.reliability.hostile import generate, mix
 from tests.reliability.support import loss, send_checked, summary, wait_counts
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 BRANDS = [f"brand{i:02d}" for i in range(12)]
 N_GOOD = 20_000

@@ -33,7 +33,7 @@ from tests.kafka_support import PROJECT, WorkerFactory, free_port
 from tests.malformed import malformed
 from tests.reliability.support import metrics_text, summary, wait_until
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 PASSWORD = "pw-7f3a9c1e-never-print"
 CLIENT_CLASSES = {

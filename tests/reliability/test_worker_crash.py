@@ -16,7 +16,7 @@ from streams.settings import Settings
 from streams.synth import QUICK_SETTINGS, surge_stream
 from tests.kafka_support import WorkerFactory
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 BRANDS = [f"brand{i:02d}" for i in range(20)]
 
