@@ -38,7 +38,7 @@ from .fastpath import IngestService, decode_envelope
 from .ingest import DeadLetter, Ingestor, RawRecord
 from .kafka_util import CHECKPOINT_MAX_BYTES
 from .logging_json import logging_config
-from .recovery import Recovery, checkpoint_topic, envelope_topic
+from .recovery import Recovery, checkpoint_topic, envelope_topic, ssl_context
 from .sentiment import load_scorer
 from .settings import Settings
 
@@ -62,23 +62,15 @@ def faust_broker_credentials(settings: Settings) -> Any:
     proto = settings.kafka_security_protocol
     if proto == "PLAINTEXT":
         return None
-    ssl_context = None
-    if proto.endswith("SSL"):
-        import ssl
-
-        ssl_context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
-        if settings.kafka_ssl_certfile:
-            ssl_context.load_cert_chain(
-                settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None
-            )
+    ctx = ssl_context(settings)
     if proto.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
             password=settings.kafka_sasl_password,
-            ssl_context=ssl_context,
+            ssl_context=ctx,
             mechanism=settings.kafka_sasl_mechanism,
         )
-    return faust.SSLCredentials(ssl_context)
+    return faust.SSLCredentials(ctx)
 
 
 class Pipeline:

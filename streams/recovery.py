@@ -38,7 +38,6 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from . import checkpoint
@@ -57,16 +56,24 @@ def envelope_topic(settings: Settings) -> str:
     return f"{settings.app_id}-scored-batches"
 
 
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL (None otherwise); one place for every client."""
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    if settings.kafka_ssl_certfile:
+        ctx.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+    return ctx
+
+
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
     """Connection and security settings in aiokafka's keyword names."""
     cfg: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.kafka_security_protocol,
     }
-    if settings.kafka_security_protocol.endswith("SSL"):
-        ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
-        if settings.kafka_ssl_certfile:
-            ctx.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+    ctx = ssl_context(settings)
+    if ctx is not None:
         cfg["ssl_context"] = ctx
     if settings.kafka_security_protocol.startswith("SASL"):
         cfg.update(
@@ -164,15 +171,3 @@ class Recovery:
                 pos = records[-1].offset + 1
         finally:
             await cons.stop()
-
-
-def decode_scored(value: bytes) -> dict[str, Any] | None:
-    """A scored mention, or None if the bytes are not one."""
-    try:
-        doc = orjson.loads(value)
-        float(doc["event_time"])
-        str(doc["brand"])
-        str(doc["id"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
