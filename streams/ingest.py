@@ -25,8 +25,8 @@ import orjson
 
 from schemas import SchemaError, parse_rfc3339, schema, validator
 
-from .sentiment import LABELS, SentimentScorer
-from .sentiment.enrich import PRESENTED_NEUTRAL_BAND, language_scored
+from .sentiment import SentimentScorer
+from .sentiment.enrich import apply_scores, classify_in_place
 from .settings import Settings
 
 STAGE = "ingest"
@@ -199,46 +199,19 @@ class Ingestor:
     def enrich(self, docs: list[dict[str, Any]]) -> list[int]:
         """Apply presented and language rules in place; the indices still to be scored.
 
-        The same rules as :func:`streams.sentiment.enrich.enrich` (tests check
-        the two agree), without its copy of every mention and its second
-        parse of ``created_at``.
+        :func:`streams.sentiment.enrich.classify_in_place`, the rule
+        :func:`~streams.sentiment.enrich.enrich` uses too, without its copy of
+        every mention and its second parse of ``created_at``.
         """
-        keep = self.settings.keep_presented_sentiment
-        pending: list[int] = []
-        for i, d in enumerate(docs):
-            presented = d.get("sentiment")
-            if keep and presented is not None:
-                v = float(presented)
-                d["sentiment"] = v
-                d["sentiment_label"] = (
-                    "negative"
-                    if v <= -PRESENTED_NEUTRAL_BAND
-                    else "positive"
-                    if v >= PRESENTED_NEUTRAL_BAND
-                    else "neutral"
-                )
-                d["sentiment_source"] = "presented"
-            elif (lang := d.get("lang")) and lang != "en" and not language_scored(lang, _LANGUAGES):
-                d["sentiment"] = None
-                d["sentiment_label"] = "unscored"
-                d["sentiment_source"] = f"skipped:lang={lang}"
-            else:
-                pending.append(i)
-        return pending
+        return classify_in_place(
+            docs, keep_presented=self.settings.keep_presented_sentiment, languages=_LANGUAGES
+        )
 
     def apply_scores(
         self, docs: list[dict[str, Any]], pending: list[int], texts_scored: Any
     ) -> None:
         """Write a :class:`ScoreBatch` for ``pending`` into the documents."""
-        name = self.scorer.name
-        labels = LABELS
-        for i, s, lab in zip(
-            pending, texts_scored.scores.tolist(), texts_scored.labels.tolist(), strict=True
-        ):
-            d = docs[i]
-            d["sentiment"] = s
-            d["sentiment_label"] = labels[lab]
-            d["sentiment_source"] = name
+        apply_scores(docs, pending, texts_scored, self.scorer.name)
 
     def score_pending(self, docs: list[dict[str, Any]], pending: list[int]) -> Any:
         """Score the texts of ``pending`` (releases the GIL in the numba kernels)."""

@@ -27,9 +27,15 @@ from typing import Any
 
 from schemas import parse_rfc3339
 
-from .base import LABELS, SentimentScorer
+from .base import LABELS, ScoreBatch, SentimentScorer
 
-__all__ = ["PRESENTED_NEUTRAL_BAND", "enrich", "language_scored"]
+__all__ = [
+    "PRESENTED_NEUTRAL_BAND",
+    "apply_scores",
+    "classify_in_place",
+    "enrich",
+    "language_scored",
+]
 
 #: Label of a presented score: VADER's convention, the one producers most often use.
 PRESENTED_NEUTRAL_BAND = 0.05
@@ -43,7 +49,7 @@ def language_scored(lang: object, languages: frozenset[str]) -> bool:
     >>> language_scored(None, frozenset({"en"})), language_scored("", frozenset({"en"}))
     (True, True)
     """
-    if not lang or not isinstance(lang, str):
+    if not lang or not isinstance(lang, str) or lang in languages:
         return True
     primary = lang.replace("_", "-").split("-", 1)[0].strip().lower()
     return not primary or primary in languages
@@ -55,6 +61,46 @@ def _presented_label(value: float) -> str:
     if value >= PRESENTED_NEUTRAL_BAND:
         return "positive"
     return "neutral"
+
+
+def classify_in_place(
+    docs: list[dict[str, Any]],
+    *,
+    keep_presented: bool = True,
+    languages: frozenset[str] = frozenset({"en"}),
+) -> list[int]:
+    """Apply the presented-score and language rules to ``docs`` in place.
+
+    Returns the indices still to be scored by a model. The ingest hot path
+    calls this directly on its freshly decoded documents (no copies).
+    """
+    pending: list[int] = []
+    for i, d in enumerate(docs):
+        presented = d.get("sentiment")
+        if keep_presented and presented is not None:
+            v = float(presented)
+            d["sentiment"] = v
+            d["sentiment_label"] = _presented_label(v)
+            d["sentiment_source"] = "presented"
+        elif not language_scored(d.get("lang"), languages):
+            d["sentiment"] = None
+            d["sentiment_label"] = "unscored"
+            d["sentiment_source"] = f"skipped:lang={d['lang']}"
+        else:
+            pending.append(i)
+    return pending
+
+
+def apply_scores(
+    docs: list[dict[str, Any]], pending: list[int], batch: ScoreBatch, source: str
+) -> None:
+    """Write a scorer's batch for the ``pending`` documents into them."""
+    # tolist() gives Python floats/ints, which every JSON encoder takes.
+    for i, s, lab in zip(pending, batch.scores.tolist(), batch.labels.tolist(), strict=True):
+        d = docs[i]
+        d["sentiment"] = s
+        d["sentiment_label"] = LABELS[lab]
+        d["sentiment_source"] = source
 
 
 def enrich(
@@ -69,28 +115,10 @@ def enrich(
     Raises ``ValueError`` if a ``created_at`` is not RFC 3339; validate with
     ``schemas.validator("mention.v1")`` first.
     """
-    out: list[dict[str, Any]] = []
-    pending: list[int] = []
-    for m in mentions:
-        r = dict(m)
-        r["event_time"] = parse_rfc3339(m["created_at"]).timestamp()
-        presented = m.get("sentiment")
-        if keep_presented and presented is not None:
-            r["sentiment"] = float(presented)
-            r["sentiment_label"] = _presented_label(float(presented))
-            r["sentiment_source"] = "presented"
-        elif not language_scored(m.get("lang"), languages):
-            r["sentiment"] = None
-            r["sentiment_label"] = "unscored"
-            r["sentiment_source"] = f"skipped:lang={m['lang']}"
-        else:
-            pending.append(len(out))
-        out.append(r)
+    out = [dict(m, event_time=parse_rfc3339(m["created_at"]).timestamp()) for m in mentions]
+    pending = classify_in_place(out, keep_presented=keep_presented, languages=languages)
     if pending:
-        batch = scorer.score([str(out[i]["text"]) for i in pending])
-        # tolist() gives Python floats/ints, which every JSON encoder takes.
-        for i, s, lab in zip(pending, batch.scores.tolist(), batch.labels.tolist(), strict=True):
-            out[i]["sentiment"] = s
-            out[i]["sentiment_label"] = LABELS[lab]
-            out[i]["sentiment_source"] = scorer.name
+        apply_scores(
+            out, pending, scorer.score([str(out[i]["text"]) for i in pending]), scorer.name
+        )
     return out
