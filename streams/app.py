@@ -33,8 +33,9 @@ from detectors import Detector
 
 from . import checkpoint
 from . import metrics as m
+from .columns import Mentions
 from .detect import DetectEngine
-from .fastpath import IngestService, decode_envelope
+from .fastpath import IngestService
 from .ingest import DeadLetter, Ingestor, RawRecord
 from .kafka_util import CHECKPOINT_MAX_BYTES
 from .logging_json import logging_config
@@ -246,15 +247,13 @@ def create_app(settings: Settings) -> faust.App:
         config={"max.message.bytes": str(CHECKPOINT_MAX_BYTES)},
     )
 
-    async def count(
-        p: int, docs: list[dict[str, Any]], eng: DetectEngine | None = None
-    ) -> list[Any]:
+    async def count(p: int, cols: Mentions, eng: DetectEngine | None = None) -> list[Any]:
         """Feed one partition's scored mentions to its engine; publish what comes out."""
         eng = eng or pipe.engines[p]
-        res = eng.add(docs)
+        res = eng.add_columns(cols)
         pipe.timing.closed(p, eng.next_close, res.events)
         m.RECORDS_PROCESSED.labels("detect", "counted").inc(
-            len(docs) - len(res.late) - res.duplicates
+            len(cols) - len(res.late) - res.duplicates
         )
         m.RECORDS_PROCESSED.labels("detect", "duplicate").inc(res.duplicates)
         futs = await publish(res.events)
@@ -282,10 +281,10 @@ def create_app(settings: Settings) -> faust.App:
         replayed = mentions = 0
         async for chunk in pipe.recovery.replay(p, ckpt + 1, first_offset):
             for _, value in chunk:
-                docs = decode_envelope(value)
-                if docs:
-                    mentions += len(docs)
-                    await asyncio.gather(*await count(p, docs, eng))
+                cols = Mentions.from_envelope(value)
+                if cols is not None and len(cols):
+                    mentions += len(cols)
+                    await asyncio.gather(*await count(p, cols, eng))
             replayed += len(chunk)
         pipe.skip_through[p] = max(ckpt, first_offset - 1)
         pipe.offsets[p] = max(ckpt, first_offset - 1)
@@ -334,17 +333,17 @@ def create_app(settings: Settings) -> faust.App:
             if offset <= pipe.skip_through.get(p, -1):
                 continue  # already inside the restored checkpoint
             pipe.offsets[p] = max(pipe.offsets.get(p, -1), offset)
-            docs = decode_envelope(msg.value)
+            cols = Mentions.from_envelope(msg.value)
             futs: list[Any] = []
-            if docs is None:
+            if cols is None:
                 futs += await dead_letter(
                     [DeadLetter(_raw(event), "not a scored mention envelope", stage="detect")]
                 )
-            elif docs:
-                n = len(docs)
+            elif len(cols):
+                n = len(cols)
                 m.RECORDS_CONSUMED.labels("detect", env_topic).inc(n)
                 wall = time.time()
-                times = np.fromiter((d["event_time"] for d in docs), np.float64, n)
+                times = cols.event_time
                 m.observe_many(m.EVENT_TO_PROCESSED.labels("detect"), wall - times)
                 # The envelope's timestamp is when ingest produced it: the
                 # ingest time of every mention inside.
@@ -352,7 +351,7 @@ def create_app(settings: Settings) -> faust.App:
                 for b in np.unique(times // width).tolist():
                     pipe.timing.seen(p, b * width, ingest_time)
                 pipe.last_seen[p] = time.monotonic()
-                futs += await count(p, docs)
+                futs += await count(p, cols)
                 pipe.counters["detect.in"] += n
             if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= settings.checkpoint_seconds:
                 futs.append(await save_checkpoint(p))

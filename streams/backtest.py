@@ -28,6 +28,9 @@ from .ingest import DeadLetter, Ingestor, RawRecord
 from .sentiment import SentimentScorer, load_scorer
 from .settings import Settings
 
+#: Records per batch: large enough that per-batch costs vanish, small enough to show progress.
+CHUNK = 20_000
+
 
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's default partition for a keyed record (murmur2, positive, modulo)."""
@@ -105,26 +108,49 @@ class Backtest:
         self,
         lines: Iterable[bytes],
         *,
-        batch: int = 5000,
+        batch: int = CHUNK,
         progress: Callable[[int], None] | None = None,
     ) -> BacktestResult:
+        """Backtest JSONL lines (blank lines are skipped)."""
+        return self.run_chunks(_chunks(lines, batch), progress=progress)
+
+    def run_chunks(
+        self,
+        chunks: Iterable[list[bytes]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> BacktestResult:
+        """Backtest batches of records, each batch as the stream's ingest would see it."""
         t0 = time.perf_counter()
         events: list[dict[str, Any]] = []
         dead: list[DeadLetter] = []
         late = dups = n = 0
-        for chunk in _chunks(lines, batch):
-            recs = [RawRecord(None, line, "file", 0, n + k) for k, line in enumerate(chunk)]
+        parts = self.s.partitions
+        for chunk in chunks:
+            base = n
+
+            def refuse(i: int, reason: str, base: int = base, chunk: list[bytes] = chunk) -> None:
+                dead.append(DeadLetter(RawRecord(None, chunk[i], "file", 0, base + i), reason))
+
             n += len(chunk)
-            res = self.ingestor.process(recs)
-            dead.extend(res.dead)
-            by_p: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for r in res.scored:
-                by_p[self._partition(r.brand)].append(r.value)
-            for p in sorted(by_p):
-                out = self._engine(p).add(by_p[p])
-                events.extend(out.events)
-                late += len(out.late)
-                dups += out.duplicates
+            cols = self.ingestor.prepare(chunk, refuse).mentions()
+            if len(cols):
+                if parts == 1:
+                    by_p = {0: cols}
+                else:
+                    lut = np.fromiter(
+                        map(self._partition, cols.brands), dtype=np.int64, count=len(cols.brands)
+                    )
+                    of_row = lut[cols.bcode]
+                    by_p = {
+                        int(p): cols.take(np.flatnonzero(of_row == p))
+                        for p in np.unique(of_row).tolist()
+                    }
+                for p in sorted(by_p):
+                    out = self._engine(p).add_columns(by_p[p])
+                    events.extend(out.events)
+                    late += len(out.late)
+                    dups += out.duplicates
             if progress:
                 progress(len(chunk))
         for p in sorted(self.engines):
@@ -157,6 +183,43 @@ def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def read_chunks(path: Path, size: int = CHUNK) -> Iterator[list[bytes]]:
+    """Non-blank lines of a JSONL file, ``size`` at a time (read in large blocks)."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    chunk: list[bytes] = []
+    rest = b""
+    try:
+        with path.open("rb") as f:
+            while True:
+                block = f.read(1 << 22)
+                if not block:
+                    break
+                lines = (rest + block).split(b"\n")
+                rest = lines.pop()
+                chunk.extend(line.rstrip(b"\r") for line in lines if line.strip())
+                while len(chunk) >= size:
+                    yield chunk[:size]
+                    chunk = chunk[size:]
+    except OSError as exc:
+        raise InputFileError(f"{path}: {exc.strerror}") from None
+    if rest.strip():
+        chunk.append(rest.rstrip(b"\r"))
+    if chunk:
+        yield chunk
+
+
+def count_lines(path: Path) -> int:
+    """Lines in a file (for a progress bar's total), counted in large blocks."""
+    n = 0
+    last = b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
 
 
 def read_lines(path: Path) -> Iterator[bytes]:

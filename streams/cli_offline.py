@@ -39,14 +39,14 @@ def backtest(
     """Run the stream's stages over MENTIONS.jsonl offline and write the crisis events."""
     from tqdm import tqdm
 
-    from .backtest import Backtest, read_lines
+    from .backtest import Backtest, count_lines, read_chunks
 
     settings = load_settings()
     bt = Backtest(settings, record_series=report is not None)
-    lines = read_lines(mentions)
-    total = sum(1 for _ in read_lines(mentions))
+    chunks = read_chunks(mentions)
+    total = count_lines(mentions)
     with tqdm(total=total, unit="rec", desc="backtest", disable=quiet, file=sys.stderr) as bar:
-        res = bt.run(lines, progress=bar.update)
+        res = bt.run_chunks(chunks, progress=bar.update)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as f:
         for ev in res.events:

@@ -33,10 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors import BucketStats, Detector, make_detector
 
-from .evidence import SAMPLE, Evidence
+from .columns import NEGATIVE, Mentions
+from .evidence import SAMPLE, Evidence, EvidenceRow
 from .lifecycle import SEVERITIES, Baseline, Lifecycle, Signals
 from .settings import Settings
 
@@ -46,6 +48,8 @@ MAX_EMPTY_RUN = 288  # empty buckets scored in a row before a gap is jumped (a d
 # mentions were batched (the stream and the backtest batch differently and
 # must agree to the last bit).
 GIGA = 1_000_000_000
+#: Engine state (checkpoint) layout; 2: buckets keep evidence rows, not counters.
+STATE_VERSION = 2
 NANO = 1e-9
 
 
@@ -72,27 +76,72 @@ def _unpack(obj: Any) -> Any:
     return obj
 
 
-class Bucket:
-    """Accumulators of one open bucket, one row per brand index."""
+#: Negative mentions kept per bucket and brand for evidence (examples, terms,
+#: authors, voices, platforms); counts and detector inputs always use every
+#: mention. Bounds a bucket's memory when one brand gets a flood.
+EVIDENCE_ROWS = 5000
 
-    __slots__ = ("count", "evidence", "negative", "samples", "scored", "sentiment_sum")
+
+class Bucket:
+    """Accumulators of one open bucket, one row per brand index.
+
+    Evidence is built lazily: the bucket keeps the negative mentions' fields
+    (up to :data:`EVIDENCE_ROWS` per brand) and :meth:`evidence_for` turns
+    them into :class:`Evidence` at close, only for the brands the lifecycle
+    looks at (those whose score crossed the open threshold or with an open
+    crisis), so the calm majority never pays for counters and term counts.
+    """
+
+    __slots__ = (
+        "count",
+        "neg_brand",
+        "neg_kept",
+        "neg_rows",
+        "negative",
+        "sample_n",
+        "samples",
+        "scored",
+        "sentiment_sum",
+    )
 
     def __init__(self, n: int) -> None:
         self.count = np.zeros(n)
         self.scored = np.zeros(n)
         self.negative = np.zeros(n)
         self.sentiment_sum = np.zeros(n)
-        self.evidence: dict[int, Evidence] = {}  # negative mentions only
+        self.sample_n = np.zeros(n, dtype=np.int64)  # len(samples[i]) per brand
+        self.neg_kept = np.zeros(n, dtype=np.int64)  # evidence rows kept per brand
+        #: Evidence rows in arrival order: brand index, and (id, text, author,
+        #: followers, sentiment, platform).
+        self.neg_brand: list[int] = []
+        self.neg_rows: list[EvidenceRow] = []
         self.samples: dict[int, list[str]] = {}  # a few texts of any tone, per brand
 
     def ensure(self, n: int) -> None:
         if n > len(self.count):
             cap = max(n, 2 * len(self.count), 16)
-            for name in ("count", "scored", "negative", "sentiment_sum"):
+            for name in ("count", "scored", "negative", "sentiment_sum", "sample_n", "neg_kept"):
                 old = getattr(self, name)
-                new = np.zeros(cap)
+                new = np.zeros(cap, dtype=old.dtype)
                 new[: len(old)] = old
                 setattr(self, name, new)
+
+    def evidence_for(self, brands: set[int]) -> dict[int, Evidence]:
+        """Evidence of the negative mentions of ``brands`` in this bucket."""
+        if not brands or not self.neg_rows:
+            return {}
+        per: dict[int, list[EvidenceRow]] = {}
+        for i, row in zip(self.neg_brand, self.neg_rows, strict=True):
+            if i in brands:
+                rows = per.get(i)
+                if rows is None:
+                    rows = per[i] = []
+                rows.append(row)
+        out: dict[int, Evidence] = {}
+        for i, rows in per.items():
+            ev = out[i] = Evidence()
+            ev.add_rows(rows)
+        return out
 
     def to_state(self, n: int) -> dict[str, Any]:
         self.ensure(n)
@@ -101,7 +150,8 @@ class Bucket:
             "scored": self.scored[:n],
             "negative": self.negative[:n],
             "sentiment_sum": self.sentiment_sum[:n],
-            "evidence": {str(i): e.to_state() for i, e in self.evidence.items()},
+            "neg_brand": self.neg_brand,
+            "neg_rows": [list(r) for r in self.neg_rows],
             "samples": {str(i): v for i, v in self.samples.items()},
         }
 
@@ -110,8 +160,14 @@ class Bucket:
         b = cls(len(st["count"]))
         for name in ("count", "scored", "negative", "sentiment_sum"):
             getattr(b, name)[:] = np.asarray(st[name], dtype=np.float64)
-        b.evidence = {int(i): Evidence.from_state(e) for i, e in st["evidence"].items()}
+        b.neg_brand = [int(i) for i in st["neg_brand"]]
+        b.neg_rows = [(str(r[0]), str(r[1]), r[2], r[3], float(r[4]), r[5]) for r in st["neg_rows"]]
         b.samples = {int(i): list(v) for i, v in st["samples"].items()}
+        n = len(b.count)
+        if b.neg_brand:
+            b.neg_kept[:] = np.bincount(b.neg_brand, minlength=n)[:n]
+        for i, texts in b.samples.items():
+            b.sample_n[i] = len(texts)
         return b
 
     def stats(self, n: int) -> BucketStats:
@@ -165,7 +221,7 @@ class DetectEngine:
         self._ensure_baselines(n)
         det = self.detector.to_state()
         return {
-            "version": 1,
+            "version": STATE_VERSION,
             "bucket_seconds": self.width,
             "brands": self.brands,
             "totals": dict(self.totals),
@@ -184,7 +240,7 @@ class DetectEngine:
 
     @classmethod
     def from_state(cls, settings: Settings, st: dict[str, Any]) -> DetectEngine:
-        if st.get("version") != 1:
+        if st.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported detect-engine state version {st.get('version')!r}")
         if st["bucket_seconds"] != settings.bucket_seconds:
             raise ValueError(
@@ -220,88 +276,180 @@ class DetectEngine:
         return i
 
     def add(self, docs: Iterable[dict[str, Any]]) -> AddResult:
-        """Count scored mentions into their buckets, then close what the watermark allows.
+        """Count scored mention dicts (ScoredMention v1): :meth:`add_columns` of their columns."""
+        return self.add_columns(Mentions.from_docs(list(docs)))
 
-        One pass of cheap per-record work (dedupe, bucket, brand index, evidence
-        for negative mentions only); the sums go into the bucket arrays with one
-        ``bincount`` per bucket at the end.
+    def add_columns(self, m: Mentions) -> AddResult:
+        """Count a batch of scored mentions into their buckets, then close what the watermark allows.
+
+        In arrival order, a mention whose id its bucket has already counted
+        is a duplicate (dropped), one whose bucket has closed is late
+        (returned, not counted); the rest are counted. The per-mention work
+        is the duplicate check (set operations per bucket; a loop only when a
+        batch really holds a duplicate); sums go into the bucket arrays with
+        one ``bincount`` per bucket, and evidence rows of negative mentions
+        are appended as they are.
         """
         res = AddResult()
-        w = self.width
-        seen_map, buckets, index = self.seen, self.buckets, self.index
-        pending: dict[int, tuple[list[int], list[int], list[int], list[int]]] = {}
-        next_close = self.next_close
-        max_t = self.max_event_time
-        for doc in docs:
-            t = doc["event_time"]
-            b = int(t // w)
-            if next_close is None:
-                next_close = self.next_close = b
-            mid = doc["id"]
-            seen = seen_map.get(b)
-            if seen is not None and mid in seen:
-                # The same mention again (a producer retry, or a replay after a
-                # crash): counted once only.
-                res.duplicates += 1
-                continue
-            if b < next_close:
-                res.late.append(doc)
-                continue
-            if seen is None:
-                seen = seen_map[b] = set()
-            seen.add(mid)
-            brand = doc["brand"]
-            i = index.get(brand)
-            if i is None:
-                i = self._brand(brand)
-            bucket = buckets.get(b)
-            if bucket is None:
-                bucket = buckets[b] = Bucket(max(16, len(self.brands)))
-                pend = pending[b] = ([], [], [], [])
-            else:
-                pend = pending.get(b) or pending.setdefault(b, ([], [], [], []))
-            pend[0].append(i)
-            sample = bucket.samples.get(i)
-            if sample is None:
-                bucket.samples[i] = [doc["text"][:280]]
-            elif len(sample) < SAMPLE:
-                sample.append(doc["text"][:280])
-            s = doc.get("sentiment")
-            if s is not None:
-                pend[1].append(i)
-                pend[2].append(round(s * GIGA))
-                if doc.get("sentiment_label") == "negative":
-                    pend[3].append(i)
-                    ev = bucket.evidence.get(i)
-                    if ev is None:
-                        ev = bucket.evidence[i] = Evidence()
-                    ev.add(doc)
-            if t > max_t:
-                max_t = t
-        self.max_event_time = max_t
-        n = len(self.brands)
-        totals = np.zeros(n)
-        for b, (idx, sidx, svals, nidx) in pending.items():
-            bucket = buckets[b]
-            bucket.ensure(n)
-            counts = np.bincount(idx, minlength=n)
-            totals += counts
-            bucket.count[:n] += counts
-            if sidx:
-                bucket.scored[:n] += np.bincount(sidx, minlength=n)
-                bucket.sentiment_sum[:n] += np.bincount(sidx, weights=svals, minlength=n)
-            if nidx:
-                bucket.negative[:n] += np.bincount(nidx, minlength=n)
-        for i in np.flatnonzero(totals).tolist():
-            self.totals[self.brands[i]] += int(totals[i])
+        n_in = len(m)
+        if n_in:
+            self._count(m, res)
         horizon = self.max_event_time
         if self.s.watermark_future_skew_seconds is not None:
             # One mention from a clock running fast must not drag the watermark
             # ahead of real time and make every live mention after it late.
             horizon = min(horizon, time.time() + self.s.watermark_future_skew_seconds)
         watermark = horizon - self.s.allowed_lateness_seconds
-        res.events.extend(self._close_until(int(watermark // w)))
+        res.events.extend(self._close_until(int(watermark // self.width)))
         return res
+
+    def _count(self, m: Mentions, res: AddResult) -> None:
+        n_in = len(m)
+        bk = np.floor_divide(m.event_time, self.width).astype(np.int64)
+        if self.next_close is None:
+            self.next_close = int(bk[0])
+        next_close = self.next_close
+        counted = np.ones(n_in, dtype=np.bool_)
+        late: list[int] = []
+        # Rows grouped by bucket, arrival order kept inside each group.
+        if n_in > 1 and (bk[1:] != bk[0]).any():
+            order = np.argsort(bk, kind="stable")
+            cuts = np.flatnonzero(np.diff(bk[order])) + 1
+            groups = np.split(order, cuts)
+        else:
+            groups = [np.arange(n_in)]
+        ids_all = m.id
+        for rows in groups:
+            b = int(bk[rows[0]])
+            rl = rows.tolist()
+            ids = ids_all if len(rl) == n_in else [ids_all[k] for k in rl]
+            seen = self.seen.get(b)
+            if b < next_close:
+                # Closed: a re-delivery of a counted mention is a duplicate, the rest is late.
+                for k, mid in zip(rl, ids, strict=True):
+                    if seen is not None and mid in seen:
+                        res.duplicates += 1
+                    else:
+                        late.append(k)
+                counted[rows] = False
+                continue
+            fresh = set(ids)
+            if len(fresh) == len(ids) and (seen is None or seen.isdisjoint(fresh)):
+                if seen is None:
+                    self.seen[b] = fresh
+                else:
+                    seen |= fresh
+                continue
+            if seen is None:
+                seen = self.seen[b] = set()
+            for k, mid in zip(rl, ids, strict=True):
+                if mid in seen:
+                    # The same mention again (a producer retry, or a replay after
+                    # a crash): counted once only.
+                    counted[k] = False
+                    res.duplicates += 1
+                else:
+                    seen.add(mid)
+        if late:
+            late.sort()
+            res.late = [m.doc(k) for k in late]
+        if counted.all():
+            crow = np.arange(n_in)
+        else:
+            crow = np.flatnonzero(counted)
+            if not len(crow):
+                return
+        # Brand indices; brands new to the engine in order of first counted mention.
+        index = self.index
+        codes = m.bcode[crow]
+        lut = np.fromiter(
+            (index.get(name, -1) for name in m.brands), dtype=np.int64, count=len(m.brands)
+        )
+        if (lut[codes] < 0).any():
+            used, first = np.unique(codes, return_index=True)
+            for c in used[np.argsort(first)].tolist():
+                if lut[c] < 0:
+                    lut[c] = self._brand(m.brands[c])
+        ix = np.full(n_in, -1, dtype=np.int64)
+        ix[crow] = lut[codes]
+        self.max_event_time = max(self.max_event_time, float(m.event_time[crow].max()))
+        n = len(self.brands)
+        totals = np.zeros(n)
+        sent, label = m.sentiment, m.label
+        for rows in groups:
+            r = rows[counted[rows]]
+            if not len(r):
+                continue
+            b = int(bk[r[0]])
+            bucket = self.buckets.get(b)
+            if bucket is None:
+                bucket = self.buckets[b] = Bucket(max(16, n))
+            bucket.ensure(n)
+            ixr = ix[r]
+            counts = np.bincount(ixr, minlength=n)
+            totals += counts
+            bucket.count[:n] += counts
+            s = sent[r]
+            has = ~np.isnan(s)
+            if has.any():
+                si = ixr[has]
+                bucket.scored[:n] += np.bincount(si, minlength=n)
+                bucket.sentiment_sum[:n] += np.bincount(
+                    si, weights=np.rint(s[has] * GIGA), minlength=n
+                )
+                neg = has & (label[r] == NEGATIVE)
+                if neg.any():
+                    bucket.negative[:n] += np.bincount(ixr[neg], minlength=n)
+                    self._keep_evidence(bucket, m, r[neg], ixr[neg])
+            if bucket.sample_n[ixr].min() < SAMPLE:
+                self._keep_samples(bucket, m, r, ixr)
+        for i in np.flatnonzero(totals).tolist():
+            self.totals[self.brands[i]] += int(totals[i])
+
+    @staticmethod
+    def _first_per_brand(
+        ixr: npt.NDArray[np.int64], have: npt.NDArray[np.int64], cap: int
+    ) -> npt.NDArray[np.bool_]:
+        """Which rows (arrival order) are among the first ``cap - have[brand]`` of their brand."""
+        order = np.argsort(ixr, kind="stable")
+        srt = ixr[order]
+        starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]])
+        rank_sorted = np.arange(len(srt)) - np.repeat(starts, np.diff(np.r_[starts, len(srt)]))
+        rank = np.empty(len(srt), dtype=np.int64)
+        rank[order] = rank_sorted
+        return rank + have[ixr] < cap
+
+    def _keep_evidence(
+        self, bucket: Bucket, m: Mentions, rows: npt.NDArray[np.intp], ixr: npt.NDArray[np.int64]
+    ) -> None:
+        if bucket.neg_kept[ixr].max() + len(rows) > EVIDENCE_ROWS:
+            keep = self._first_per_brand(ixr, bucket.neg_kept, EVIDENCE_ROWS)
+            rows, ixr = rows[keep], ixr[keep]
+        np.add.at(bucket.neg_kept, ixr, 1)
+        rl = rows.tolist()
+        bucket.neg_brand.extend(ixr.tolist())
+        bucket.neg_rows.extend(
+            zip(
+                [m.id[k] for k in rl],
+                [m.text[k] for k in rl],
+                [m.author[k] for k in rl],
+                [m.followers[k] for k in rl],
+                m.sentiment[rows].tolist(),
+                [m.platform[k] for k in rl],
+                strict=True,
+            )
+        )
+
+    def _keep_samples(
+        self, bucket: Bucket, m: Mentions, rows: npt.NDArray[np.intp], ixr: npt.NDArray[np.int64]
+    ) -> None:
+        keep = self._first_per_brand(ixr, bucket.sample_n, SAMPLE)
+        for k, i in zip(rows[keep].tolist(), ixr[keep].tolist(), strict=True):
+            texts = bucket.samples.get(i)
+            if texts is None:
+                texts = bucket.samples[i] = []
+            texts.append(m.text[k][:280])
+            bucket.sample_n[i] += 1
 
     def advance_to(self, event_time: float) -> list[dict[str, Any]]:
         """Close every bucket that ends at or before ``event_time``."""
@@ -424,11 +572,13 @@ class DetectEngine:
         life = self.lifecycle
         events: list[dict[str, Any]] = []
         hot = np.flatnonzero(scores >= self.s.open_threshold).tolist()
-        for i in sorted(set(hot) | set(life.open)):
+        watched = set(hot) | set(life.open)
+        evidence = bucket.evidence_for(watched)
+        for i in sorted(watched):
             sig = self._signals(i, scores)
             base = self._baseline(i)
             brand = self.brands[i]
-            for status, crisis in life.step(i, brand, b, st, sig, base, bucket.evidence.get(i)):
+            for status, crisis in life.step(i, brand, b, st, sig, base, evidence.get(i)):
                 sample = list(self.samples.get(i, ()))
                 events.append(
                     life.event(status, crisis, brand, b, self.width, st, i, sig, base, sample)

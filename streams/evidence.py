@@ -124,6 +124,10 @@ def terms_of(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
 
+#: One negative mention as evidence keeps it: (id, text, author, followers, sentiment, platform).
+EvidenceRow = tuple[str, str, str | None, int | None, float, str | None]
+
+
 def voice_of(doc: dict[str, Any]) -> str | None:
     """The voice a mention amplifies: the reposted author if it is a repost, else its author."""
     m = _REPOST.match(doc.get("text") or "")
@@ -150,40 +154,65 @@ class Evidence:
     mentions: int = 0
 
     def add(self, doc: dict[str, Any]) -> None:
-        """Add one *negative* mention (the engine passes only those: it is the
-        negative conversation a comms team needs to see, and it keeps the
-        per-mention cost off the calm majority)."""
-        self.mentions += 1
-        author = doc.get("author")
-        followers = doc.get("author_followers") or 0
-        if author:
-            self.authors[author] += 1
-            if followers > self.reach.get(author, -1):
-                self.reach[author] = followers
-        voice = voice_of(doc)
-        if voice:
-            self.voices[voice] += 1
-        self.platforms[doc.get("platform") or "unknown"] += 1
-        # Most negative, highest reach first: the mentions a comms team must read.
-        weight = -float(doc.get("sentiment") or 0.0) * math.log10(10.0 + followers)
-        self.seq += 1
-        # (weight, -seq, id): ties go to the earlier mention; the id keeps heap
-        # comparisons away from the dicts when the evidence of buckets merges.
-        item = (
-            weight,
-            -self.seq,
-            str(doc["id"]),
-            {
-                "id": doc["id"],
-                "text": doc["text"][:500],
-                "author": author,
-                "reach": followers,
-                "sentiment": doc.get("sentiment"),
-                "platform": doc.get("platform"),
-            },
+        """Add one *negative* mention (see :meth:`add_rows`)."""
+        self.add_rows(
+            [
+                (
+                    str(doc["id"]),
+                    doc["text"],
+                    doc.get("author"),
+                    doc.get("author_followers"),
+                    float(doc.get("sentiment") or 0.0),
+                    doc.get("platform"),
+                )
+            ]
         )
-        self._push(item)
-        self.terms.update(terms_of(doc["text"]))
+
+    def add_rows(self, rows: Sequence[EvidenceRow]) -> None:
+        """Add *negative* mentions, in arrival order, as (id, text, author, followers,
+        sentiment, platform) rows.
+
+        Only negative mentions come here (the engine keeps their rows): it is the
+        negative conversation a comms team needs to see, and it keeps the
+        per-mention cost off the calm majority.
+        """
+        self.mentions += len(rows)
+        authors, reach, voices, platforms = self.authors, self.reach, self.voices, self.platforms
+        repost = _REPOST.match
+        terms: list[str] = []
+        for mid, text, author, followers, sentiment, platform in rows:
+            f = followers or 0
+            if author:
+                authors[author] += 1
+                if f > reach.get(author, -1):
+                    reach[author] = f
+            rp = repost(text)
+            voice = rp.group(1) if rp else author
+            if voice:
+                voices[voice] += 1
+            platforms[platform or "unknown"] += 1
+            # Most negative, highest reach first: the mentions a comms team must read.
+            weight = -(sentiment or 0.0) * math.log10(10.0 + f)
+            self.seq += 1
+            # (weight, -seq, id): ties go to the earlier mention; the id keeps heap
+            # comparisons away from the dicts when the evidence of buckets merges.
+            key = (weight, -self.seq, mid)
+            if len(self.examples) < EXAMPLES or key > self.examples[0][:3]:
+                self._push(
+                    (
+                        *key,
+                        {
+                            "id": mid,
+                            "text": text[:500],
+                            "author": author,
+                            "reach": f,
+                            "sentiment": sentiment,
+                            "platform": platform,
+                        },
+                    )
+                )
+            terms.extend(terms_of(text))
+        self.terms.update(terms)
 
     def _push(self, item: tuple[float, int, str, dict[str, Any]]) -> None:
         if len(self.examples) < EXAMPLES:

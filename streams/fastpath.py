@@ -34,12 +34,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
+import numpy.typing as npt
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
@@ -95,46 +94,6 @@ class Partitioner:
         return p
 
 
-def split_envelopes(values: Sequence[bytes], max_bytes: int = ENVELOPE_MAX_BYTES) -> list[bytes]:
-    """JSON arrays of the already-encoded ``values``, each at most ``max_bytes`` (or one value).
-
-    >>> split_envelopes([b'{"a":1}', b'{"b":2}'], max_bytes=12)
-    [b'[{"a":1}]', b'[{"b":2}]']
-    """
-    out: list[bytes] = []
-    start, size = 0, 2
-    for i, v in enumerate(values):
-        if i > start and size + len(v) + 1 > max_bytes:
-            out.append(b"[" + b",".join(values[start:i]) + b"]")
-            start, size = i, 2
-        size += len(v) + 1
-    if start < len(values):
-        out.append(b"[" + b",".join(values[start:]) + b"]")
-    return out
-
-
-def decode_envelope(value: bytes | None) -> list[dict[str, Any]] | None:
-    """The scored mentions of an envelope, or None if it is not one.
-
-    Every element must look like a scored mention (``event_time``, ``brand``,
-    ``id``): the engine must never half-count an envelope.
-    """
-    try:
-        docs = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    if type(docs) is not list:
-        return None
-    try:
-        for d in docs:
-            float(d["event_time"])
-            str(d["brand"])
-            str(d["id"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return docs
-
-
 async def send_batched(
     producer: AIOKafkaProducer,
     topic: str,
@@ -158,6 +117,16 @@ async def send_batched(
     if batch.record_count():
         futs.append(await producer.send_batch(batch, topic, partition=partition))
     return futs
+
+
+def _by_partition(parts: npt.NDArray[np.int64]) -> list[tuple[int, npt.NDArray[np.intp]]]:
+    """Row indices per partition number (rows in input order)."""
+    if not len(parts):
+        return []
+    first = int(parts[0])
+    if (parts == first).all():
+        return [(first, np.arange(len(parts)))]
+    return [(int(p), np.flatnonzero(parts == p)) for p in np.unique(parts).tolist()]
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -327,37 +296,37 @@ class IngestService(Service):
             raw = RawRecord(r.key, r.value, r.topic, r.partition, r.offset, headers)
             dead.append(DeadLetter(raw, reason))
 
-        docs, _ = ing.decode_batch([r.value for r in records], refuse)
-        pending = ing.enrich(docs)
-        if pending:
+        ib = ing.decode_columns([r.value for r in records], refuse)
+        if len(ib.pending):
             # The numba kernels release the GIL: the event loop (the detect
             # agent, the web server) runs meanwhile on the other core.
-            scores = await asyncio.to_thread(ing.score_pending, docs, pending)
-            ing.apply_scores(docs, pending, scores)
+            scores = await asyncio.to_thread(ing.score_batch, ib)
+            assert scores is not None
+            ib.apply(scores, ing.scorer.name)
+        cols = ib.mentions()
+        scored = ib.scored_values()
 
         await self._producer_metadata()
         p_scored = self._partitioner(s.topic_scored)
         p_env = self._partitioner(self.envelope_topic)
-        dumps = orjson.dumps
-        by_scored: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
-        by_env: dict[int, list[bytes]] = defaultdict(list)
-        event_times = np.empty(len(docs))
-        for j, d in enumerate(docs):
-            key = d["brand"].encode()
-            value = dumps(d)
-            by_scored[p_scored(key)].append((key, value))
-            by_env[p_env(key)].append(value)
-            event_times[j] = d["event_time"]
+        keys = [b.encode() for b in cols.brands]
+        part_scored = np.fromiter(map(p_scored, keys), dtype=np.int64, count=len(keys))[cols.bcode]
+        part_env = np.fromiter(map(p_env, keys), dtype=np.int64, count=len(keys))[cols.bcode]
 
         # Previous batch delivered and committed first: commits stay in order.
         await self.drain()
         futs: list[Awaitable[Any]] = []
-        for p, recs in by_scored.items():
+        for p, rows in _by_partition(part_scored):
+            codes = cols.bcode[rows].tolist()
+            recs = [(keys[c], scored[k]) for k, c in zip(rows.tolist(), codes, strict=True)]
             futs += await send_batched(self.producer, s.topic_scored, p, recs)
         now_ms = int(time.time() * 1000)
         n_env = 0
-        for p, values in by_env.items():
-            envs: list[tuple[bytes | None, bytes]] = [(None, v) for v in split_envelopes(values)]
+        for p, rows in _by_partition(part_env):
+            part = cols if len(rows) == len(cols) else cols.take(rows)
+            envs: list[tuple[bytes | None, bytes]] = [
+                (None, v) for v in part.split(ENVELOPE_MAX_BYTES)
+            ]
             n_env += len(envs)
             futs += await send_batched(self.producer, self.envelope_topic, p, envs, now_ms)
         if dead:
@@ -372,7 +341,7 @@ class IngestService(Service):
                     )
                 )
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
-        n, n_ok = len(records), len(docs)
+        n, n_ok = len(records), len(cols)
 
         async def finish() -> None:
             await asyncio.gather(*futs)
@@ -393,7 +362,7 @@ class IngestService(Service):
         m.RECORDS_PROCESSED.labels("ingest", "scored").inc(n_ok)
         m.RECORDS_PRODUCED.labels(s.topic_scored).inc(n_ok)
         m.RECORDS_PRODUCED.labels(self.envelope_topic).inc(n_env)
-        m.observe_many(m.EVENT_TO_PROCESSED.labels("ingest"), time.time() - event_times)
+        m.observe_many(m.EVENT_TO_PROCESSED.labels("ingest"), time.time() - cols.event_time)
 
     async def _producer_metadata(self) -> None:
         assert self.producer is not None

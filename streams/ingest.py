@@ -19,14 +19,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from schemas import SchemaError, parse_rfc3339, schema, validator
+from schemas.rfc3339 import seconds
 
-from .sentiment import SentimentScorer
-from .sentiment.enrich import apply_scores, classify_in_place
+from .columns import LABEL_NAMES, UNSCORED, Mentions, encode_brands
+from .sentiment import ScoreBatch, SentimentScorer
+from .sentiment.enrich import PRESENTED_NEUTRAL_BAND, language_scored
 from .settings import Settings
 
 STAGE = "ingest"
@@ -82,6 +87,167 @@ class IngestResult:
 
 #: Languages the scorers understand (enrich's default).
 _LANGUAGES = frozenset({"en"})
+#: author_followers beyond a signed 64-bit integer saturate in the columns (reach is a ranking).
+MAX_REACH = 2**63 - 1
+#: Fields ingest writes: a mention that already has one is re-encoded as a dict, not spliced.
+_WRITTEN = ("event_time", "sentiment", "sentiment_label", "sentiment_source")
+
+
+class _Mention(msgspec.Struct, gc=False):
+    """mention.v1 as msgspec decodes it, with types and lengths checked in C.
+
+    A fast path only: it must accept nothing the schema refuses (the property
+    tests in tests/test_ingest.py hold it to that), and whatever it refuses
+    or is unsure of goes to the reference path, which decides and says why.
+    The brand pattern (cached per brand) and ``created_at`` (numba, see
+    :mod:`schemas.rfc3339`) are checked after decoding. Unknown fields are
+    skipped here and carried through in the original bytes.
+    """
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    brand: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    text: Annotated[str, msgspec.Meta(max_length=65536)]
+    created_at: str
+    author: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    author_followers: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    platform: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    lang: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    in_reply_to: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    sentiment: Annotated[float, msgspec.Meta(ge=-1, le=1)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    # Present only to notice them: a producer-set value is overwritten.
+    event_time: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    sentiment_label: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    sentiment_source: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+    def rewrites(self) -> bool:
+        """Whether the mention carries a field ingest writes (its output is built as a dict)."""
+        return not (
+            self.sentiment is msgspec.UNSET
+            and self.event_time is msgspec.UNSET
+            and self.sentiment_label is msgspec.UNSET
+            and self.sentiment_source is msgspec.UNSET
+        )
+
+
+def _from_doc(doc: dict[str, Any]) -> _Mention:
+    """A mention the reference path accepted, as a row (no second validation)."""
+    followers = doc.get("author_followers")
+    return _Mention(
+        id=doc["id"],
+        brand=doc["brand"],
+        text=doc["text"],
+        created_at=doc["created_at"],
+        author=doc.get("author"),
+        author_followers=None if followers is None else min(int(followers), MAX_REACH),
+        platform=doc.get("platform"),
+        lang=doc.get("lang"),
+        sentiment=doc.get("sentiment", msgspec.UNSET),
+    )
+
+
+def _presented_label(value: float) -> int:
+    if value <= -PRESENTED_NEUTRAL_BAND:
+        return 0
+    if value >= PRESENTED_NEUTRAL_BAND:
+        return 2
+    return 1
+
+
+@dataclass(slots=True)
+class IngestBatch:
+    """The valid mentions of one input batch, column by column, on their way to being scored.
+
+    Row ``k`` is the input record ``index[k]``; rows keep the input order.
+    """
+
+    rows: list[_Mention]
+    index: list[int]
+    event_time: npt.NDArray[np.float64]
+    raw: list[bytes]
+    #: Rows whose output is built from the decoded dict (the reference path's, or
+    #: mentions carrying a field ingest writes): row -> document.
+    docs: dict[int, dict[str, Any]]
+    sentiment: npt.NDArray[np.float64]
+    label: npt.NDArray[np.int8]
+    #: sentiment_source of rows not scored by the model (presented, skipped:...).
+    source: dict[int, str]
+    #: Rows the model scores.
+    pending: npt.NDArray[np.intp]
+    model: str = ""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def texts(self) -> list[str]:
+        rows = self.rows
+        return [rows[k].text for k in self.pending.tolist()]
+
+    def apply(self, scores: ScoreBatch, model: str) -> None:
+        """Write the model's scores of the pending rows."""
+        self.sentiment[self.pending] = scores.scores
+        self.label[self.pending] = scores.labels
+        self.model = model
+
+    def mentions(self) -> Mentions:
+        rows = self.rows
+        brands, bcode = encode_brands([r.brand for r in rows])
+        followers = [r.author_followers for r in rows]
+        if any(f is not None and f > MAX_REACH for f in followers):
+            followers = [None if f is None else min(f, MAX_REACH) for f in followers]
+        return Mentions(
+            brands,
+            bcode,
+            [r.id for r in rows],
+            self.event_time,
+            self.sentiment,
+            self.label,
+            [r.created_at for r in rows],
+            [r.text for r in rows],
+            [r.author for r in rows],
+            followers,
+            [r.platform for r in rows],
+        )
+
+    def scored_values(self) -> list[bytes]:
+        """ScoredMention v1 bytes per row: the input object with the four fields ingest writes.
+
+        Most rows are spliced: the original bytes (unknown fields and all)
+        minus the closing brace, plus the new fields. Rows in ``docs`` are
+        encoded from the dict with the fields set in place, as
+        :func:`streams.sentiment.enrich.enrich` does.
+        """
+        model = orjson.dumps(self.model)
+        labels = [b'"%s"' % n.encode() for n in LABEL_NAMES]
+        out: list[bytes] = []
+        docs, source = self.docs, self.source
+        times = self.event_time.tolist()
+        sents = self.sentiment.tolist()
+        codes = self.label.tolist()
+        for k, value in enumerate(self.raw):
+            s = sents[k]
+            if k in docs:
+                d = docs[k]
+                d["event_time"] = times[k]
+                d["sentiment"] = None if s != s else s
+                d["sentiment_label"] = LABEL_NAMES[codes[k]]
+                d["sentiment_source"] = source.get(k, self.model)
+                out.append(orjson.dumps(d))
+                continue
+            src = source.get(k)
+            out.append(
+                b'%b,"event_time":%r,"sentiment":%b,"sentiment_label":%b,"sentiment_source":%b}'
+                % (
+                    value.rstrip()[:-1],
+                    times[k],
+                    b"null" if s != s else b"%r" % s,
+                    labels[codes[k]],
+                    model if src is None else orjson.dumps(src),
+                )
+            )
+        return out
 
 
 class Ingestor:
@@ -94,6 +260,11 @@ class Ingestor:
         self._is_valid: Callable[[Any], bool] = self._validator.is_valid
         self._max_text = settings.max_text_bytes
         self._max_record = settings.max_text_bytes * 4 + 16_384
+        self._fast = msgspec.json.Decoder(_Mention)
+        #: brand -> whether it matches mention.v1's brand pattern (brands are few).
+        self._brand_ok: dict[str, bool] = {}
+        #: lang -> whether mentions in it are scored.
+        self._lang_ok: dict[str | None, bool] = {}
         #: created_at -> event time of the last date-time the fast validator checked.
         self._last_time: tuple[str, float] | None = None
         try:
@@ -126,7 +297,7 @@ class Ingestor:
         return out[0]
 
     def _decode(self, value: bytes | None, now: float) -> tuple[dict[str, Any], float] | str:
-        """(document, event time) of a valid mention, or the reason it is refused."""
+        """The reference path: (document, event time) of a valid mention, or why it is refused."""
         if value is None:
             return "empty record (null value)"
         if len(value) > self._max_record:
@@ -168,66 +339,149 @@ class Ingestor:
             )
         return doc, event_time
 
-    def decode_batch(
+    def _brand_valid(self, brand: str) -> bool:
+        ok = self._brand_ok.get(brand)
+        if ok is None:
+            if len(self._brand_ok) > 100_000:  # bounded: brands are many, not unbounded
+                self._brand_ok.clear()
+            probe = {"id": "x", "brand": brand, "text": "", "created_at": "2026-01-01T00:00:00Z"}
+            ok = self._brand_ok[brand] = bool(self._is_valid(probe))
+        return ok
+
+    def _lang_scored(self, lang: str | None) -> bool:
+        ok = self._lang_ok.get(lang)
+        if ok is None:
+            if len(self._lang_ok) > 10_000:
+                self._lang_ok.clear()
+            ok = self._lang_ok[lang] = language_scored(lang, _LANGUAGES)
+        return ok
+
+    def decode_columns(
         self,
         values: Sequence[bytes | None],
         dead: Callable[[int, str], None],
         now: float | None = None,
-    ) -> tuple[list[dict[str, Any]], list[int]]:
-        """Valid documents (event_time set) and their indices; ``dead(i, reason)`` for the rest.
+    ) -> IngestBatch:
+        """Decode, validate and classify a batch; ``dead(i, reason)`` for each refused record.
 
-        The batch path of the ingest service: no per-record wrapper objects,
-        the record is only looked at again if it is refused.
+        The fast path (msgspec, cached brand checks, numba date-times) decides
+        every record it is sure of; the others take the reference path
+        (orjson + the schema), which accepts them or says why not. Every
+        input record ends up exactly once: a row of the batch, or a call of
+        ``dead``.
         """
         now = time.time() if now is None else now
-        docs: list[dict[str, Any]] = []
-        index: list[int] = []
-        dec = self._decode
+        dec = self._fast.decode
+        max_record = self._max_record
+        rows: list[_Mention | None] = []
+        slow: list[int] = []
         for i, value in enumerate(values):
-            out = dec(value, now)
+            if value is None or len(value) > max_record:
+                slow.append(i)
+                rows.append(None)
+                continue
+            try:
+                rows.append(dec(value))
+            except Exception:  # anything odd (even a RecursionError): the reference decides
+                slow.append(i)
+                rows.append(None)
+        fast = [i for i, r in enumerate(rows) if r is not None]
+        fast_rows = [rows[i] for i in fast]
+        times = np.zeros(len(values))
+        if fast:
+            ts, ok = seconds([r.created_at for r in fast_rows])  # type: ignore[union-attr]
+            ok &= ts <= now + self.settings.max_future_seconds
+            brand_ok = self._brand_valid
+            max_chars = self._max_text // 4  # below this, no text can exceed the byte limit
+            for j, r in enumerate(fast_rows):
+                assert r is not None
+                if not ok[j] or not brand_ok(r.brand) or len(r.text) > max_chars:
+                    slow.append(fast[j])
+                    rows[fast[j]] = None
+            times[fast] = ts
+        docs_by_input: dict[int, dict[str, Any]] = {}
+        for i in sorted(slow):  # dead letters in input order
+            out = self._decode(values[i], now)
             if isinstance(out, str):
                 dead(i, out)
                 continue
             doc, t = out
-            # In place: the document was just decoded and belongs to this batch.
-            # Same key order as enrich's copy (event_time first, then sentiment).
-            doc["event_time"] = t
-            docs.append(doc)
-            index.append(i)
-        return docs, index
-
-    def enrich(self, docs: list[dict[str, Any]]) -> list[int]:
-        """Apply presented and language rules in place; the indices still to be scored.
-
-        :func:`streams.sentiment.enrich.classify_in_place`, the rule
-        :func:`~streams.sentiment.enrich.enrich` uses too, without its copy of
-        every mention and its second parse of ``created_at``.
-        """
-        return classify_in_place(
-            docs, keep_presented=self.settings.keep_presented_sentiment, languages=_LANGUAGES
+            rows[i] = _from_doc(doc)
+            docs_by_input[i] = doc
+            times[i] = t
+        index = [i for i, r in enumerate(rows) if r is not None]
+        kept = [rows[i] for i in index]
+        raw = [values[i] for i in index]
+        n = len(index)
+        docs: dict[int, dict[str, Any]] = {}
+        for k, i in enumerate(index):
+            d = docs_by_input.get(i)
+            if d is not None:
+                docs[k] = d
+            elif kept[k].rewrites():  # type: ignore[union-attr]
+                docs[k] = orjson.loads(raw[k])  # type: ignore[arg-type]
+        batch = IngestBatch(
+            kept,  # type: ignore[arg-type]
+            index,
+            times[index],
+            raw,  # type: ignore[arg-type]
+            docs,
+            np.full(n, np.nan),
+            np.zeros(n, dtype=np.int8),
+            {},
+            np.zeros(0, dtype=np.intp),
         )
+        self._classify(batch)
+        return batch
 
-    def apply_scores(
-        self, docs: list[dict[str, Any]], pending: list[int], texts_scored: Any
-    ) -> None:
-        """Write a :class:`ScoreBatch` for ``pending`` into the documents."""
-        apply_scores(docs, pending, texts_scored, self.scorer.name)
+    def _classify(self, batch: IngestBatch) -> None:
+        """The presented-score and language rules of :mod:`streams.sentiment.enrich`, per row."""
+        keep = self.settings.keep_presented_sentiment
+        lang_ok = self._lang_scored
+        pending: list[int] = []
+        sent, label, source = batch.sentiment, batch.label, batch.source
+        for k, r in enumerate(batch.rows):
+            presented = r.sentiment
+            if keep and presented is not None and presented is not msgspec.UNSET:
+                v = float(presented)
+                sent[k] = v
+                label[k] = _presented_label(v)
+                source[k] = "presented"
+            elif not lang_ok(r.lang):
+                label[k] = UNSCORED
+                source[k] = f"skipped:lang={r.lang}"
+            else:
+                pending.append(k)
+        batch.pending = np.asarray(pending, dtype=np.intp)
 
-    def score_pending(self, docs: list[dict[str, Any]], pending: list[int]) -> Any:
-        """Score the texts of ``pending`` (releases the GIL in the numba kernels)."""
-        return self.scorer.score([str(docs[i]["text"]) for i in pending])
+    def score_batch(self, batch: IngestBatch) -> ScoreBatch | None:
+        """Score the pending rows (thread-safe; the numba kernels release the GIL)."""
+        if not len(batch.pending):
+            return None
+        return self.scorer.score(batch.texts())
+
+    def prepare(
+        self,
+        values: Sequence[bytes | None],
+        dead: Callable[[int, str], None],
+        now: float | None = None,
+    ) -> IngestBatch:
+        """:meth:`decode_columns` and scoring in one call (the backtest and tests)."""
+        batch = self.decode_columns(values, dead, now)
+        scores = self.score_batch(batch)
+        if scores is not None:
+            batch.apply(scores, self.scorer.name)
+        return batch
 
     def process(self, records: Sequence[RawRecord], now: float | None = None) -> IngestResult:
+        """Records in, scored mentions (as dicts) and dead letters out: the convenient form."""
         result = IngestResult()
-        docs, index = self.decode_batch(
+        batch = self.prepare(
             [r.value for r in records],
             lambda i, reason: result.dead.append(DeadLetter(records[i], reason)),
             now,
         )
-        pending = self.enrich(docs)
-        if pending:
-            self.apply_scores(docs, pending, self.score_pending(docs, pending))
-        result.scored = [
-            ScoredRecord(d["brand"], d, records[i]) for d, i in zip(docs, index, strict=True)
-        ]
+        for k, v in enumerate(batch.scored_values()):
+            doc = orjson.loads(v)
+            result.scored.append(ScoredRecord(doc["brand"], doc, records[batch.index[k]]))
         return result

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import Histogram
 
 from streams import metrics as m
-from streams.fastpath import Partitioner, decode_envelope, split_envelopes
+from streams.columns import Mentions
+from streams.fastpath import Partitioner
 from streams.ingest import Ingestor, RawRecord
 from streams.sentiment import load_scorer
 from streams.sentiment.enrich import enrich
@@ -18,7 +19,7 @@ from tests.malformed import GOOD, malformed
 
 
 @pytest.mark.parametrize("keep", [True, False])
-def test_ingest_output_equals_the_enrich_rule_byte_for_byte(keep: bool) -> None:
+def test_ingest_output_equals_the_enrich_rule(keep: bool) -> None:
     ing = Ingestor(Settings(keep_presented_sentiment=keep), load_scorer("vader"))
     docs: list[dict[str, Any]] = [
         dict(GOOD, id="1", text="I love it"),
@@ -27,31 +28,83 @@ def test_ingest_output_equals_the_enrich_rule_byte_for_byte(keep: bool) -> None:
         dict(GOOD, id="4", text="meh", sentiment=None, lang="en-GB"),
         dict(GOOD, id="5", text="awful", lang="", event_time="carried"),
         dict(GOOD, id="6", text="fine", lang="EN_us", sentiment=0.01, custom={"a": 1}),
+        dict(
+            GOOD, id="7", text="spliced", custom=[1, {"b": None}], created_at="2026-01-01t00:00:00z"
+        ),
+        dict(GOOD, id="8", text="ünïcode ✓", author="a", author_followers=3, lang='x"y'),
     ]
     want = enrich(docs, ing.scorer, keep_presented=keep)
-    got = ing.process([RawRecord(b"k", orjson.dumps(d)) for d in docs]).scored
-    assert [orjson.dumps(s.value) for s in got] == [orjson.dumps(w) for w in want]
+    values = [orjson.dumps(d) for d in docs]
+    values[6] = values[6][:-1] + b" } \n"  # whitespace the splice must not break
+    got = ing.process([RawRecord(b"k", v) for v in values]).scored
+    # Same fields, same values, same order (spliced rows keep the original bytes).
+    assert [list(s.value.items()) for s in got] == [list(w.items()) for w in want]
 
 
 def test_batch_decode_refuses_what_decode_refuses() -> None:
     ing = Ingestor(Settings(), load_scorer("vader"))
     bad = malformed(100)
     reasons: dict[int, str] = {}
-    docs, index = ing.decode_batch([v for _, v, _ in bad], reasons.__setitem__)
-    assert docs == [] and index == []
+    batch = ing.decode_columns([v for _, v, _ in bad], reasons.__setitem__)
+    assert len(batch) == 0
     for i, (_, _, reason) in enumerate(bad):
         assert reason in reasons[i], (reason, reasons[i])
 
 
+def _columns(n: int = 50) -> Mentions:
+    return Mentions.from_docs(
+        [
+            {
+                "id": str(i),
+                "brand": f"b{i % 3}",
+                "text": "x" * i,
+                "event_time": float(i) + 0.1,
+                "created_at": "2026-01-01T00:00:00Z",
+                "sentiment": None if i % 4 == 0 else -0.5 + i / 100,
+                "sentiment_label": "unscored" if i % 4 == 0 else "negative",
+                "author": None if i % 2 else f"a{i}",
+                "author_followers": i if i % 3 else None,
+                "platform": "reddit",
+            }
+            for i in range(n)
+        ]
+    )
+
+
 def test_envelopes_split_by_size_and_round_trip() -> None:
-    values = [orjson.dumps({"id": str(i), "brand": "b", "event_time": float(i)}) for i in range(50)]
-    envs = split_envelopes(values, max_bytes=300)
-    assert len(envs) > 1 and all(len(e) <= 300 for e in envs)
-    back = [d for e in envs for d in decode_envelope(e) or []]
-    assert back == [orjson.loads(v) for v in values]
-    assert decode_envelope(b"[{") is None
-    assert decode_envelope(b'{"id": "1"}') is None
-    assert decode_envelope(b'[{"id": "1", "brand": "b"}]') is None  # no event_time
+    cols = _columns()
+    envs = cols.split(max_bytes=1500)
+    assert len(envs) > 1 and all(len(e) <= 1500 for e in envs)
+    back = [Mentions.from_envelope(e) for e in envs]
+    assert all(b is not None for b in back)
+    docs = [b.doc(k) for b in back if b is not None for k in range(len(b))]
+    assert docs == [cols.doc(k) for k in range(len(cols))]
+    # An envelope of the previous version (an array of scored mentions) still reads.
+    old = orjson.dumps([cols.doc(k) for k in range(3)])
+    v1 = Mentions.from_envelope(old)
+    assert v1 is not None and [v1.doc(k) for k in range(3)] == docs[:3]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.update(v=3),
+        lambda d: d.update(b=[*d["b"][:-1], 99]),
+        lambda d: d.update(id=d["id"][:-1]),
+        lambda d: d.update(t=[*d["t"][:-1], "x"]),
+        lambda d: d.update(text=[*d["text"][:-1], 5]),
+        lambda d: d.update(followers=[*d["followers"][:-1], True]),
+        lambda d: d.update(label=[*d["label"][:-1], 7]),
+        lambda d: d.pop("platform"),
+    ],
+)
+def test_a_damaged_envelope_is_refused_whole(damage: Any) -> None:
+    doc = orjson.loads(_columns(10).to_envelope())
+    damage(doc)
+    assert Mentions.from_envelope(orjson.dumps(doc)) is None
+    assert Mentions.from_envelope(b"[{") is None
+    assert Mentions.from_envelope(b'{"id": "1"}') is None
+    assert Mentions.from_envelope(b'[{"id": "1", "brand": "b"}]') is None  # no event_time
 
 
 def test_partitioner_matches_kafkas_default() -> None:

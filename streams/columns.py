@@ -1,0 +1,256 @@
+"""Columnar batches of scored mentions: the hot path's unit of work.
+
+A :class:`Mentions` batch holds what the detect stage needs of every
+mention, one list or array per field, brands dictionary-encoded. Ingest
+builds it once per batch, the envelope between ingest and detect carries it
+(:meth:`Mentions.to_envelope`), and :meth:`streams.detect.DetectEngine.add_columns`
+counts it with numpy, so no stage after decoding touches a mention as a
+Python dict. The backtest builds the same batches from a file.
+
+The envelope is a JSON object (orjson, numbers exact to the last bit):
+
+``{"v": 2, "brands": [...], "b": [...], "id": [...], "t": [...], "s": [...],
+"label": [...], "created_at": [...], "text": [...], "author": [...],
+"followers": [...], "platform": [...]}``
+
+``brands`` lists each brand of the batch once; ``b`` is each mention's index
+into it; ``s`` is the sentiment (null when not scored); ``label`` the code of
+:data:`LABEL_NAMES`. Version-1 envelopes (a JSON array of scored mentions)
+are still read, so a topic written by an older worker replays.
+
+>>> m = Mentions.from_docs([{"id": "1", "brand": "acme", "text": "bad", "event_time": 60.0,
+...     "created_at": "1970-01-01T00:01:00Z", "sentiment": -0.7, "sentiment_label": "negative"}])
+>>> back = Mentions.from_envelope(m.to_envelope())
+>>> back.brand_of(0), back.label.tolist(), back.sentiment.tolist()
+('acme', [0], [-0.7])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+__all__ = ["LABEL_NAMES", "NEGATIVE", "UNSCORED", "Mentions", "encode_brands"]
+
+#: Label codes (``Mentions.label``): the sentiment labels in ScoredMention v1.
+LABEL_NAMES: tuple[str, str, str, str] = ("negative", "neutral", "positive", "unscored")
+NEGATIVE = 0
+UNSCORED = 3
+_LABEL_CODE = {name: i for i, name in enumerate(LABEL_NAMES)}
+
+_ENVELOPE_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def encode_brands(brands: Sequence[str]) -> tuple[list[str], npt.NDArray[np.int32]]:
+    """Each distinct brand once (first-seen order) and every row's index into that list.
+
+    >>> encode_brands(["b", "a", "b"])
+    (['b', 'a'], array([0, 1, 0], dtype=int32))
+    """
+    code: dict[str, int] = {}
+    setdefault = code.setdefault
+    codes = np.fromiter(
+        (setdefault(b, len(code)) for b in brands), dtype=np.int32, count=len(brands)
+    )
+    return list(code), codes
+
+
+@dataclass(slots=True)
+class Mentions:
+    """Validated, scored mentions, column by column (row ``k`` is one mention)."""
+
+    brands: list[str]  # distinct brands of the batch
+    bcode: npt.NDArray[np.int32]  # row -> index into brands
+    id: list[str]
+    event_time: npt.NDArray[np.float64]
+    sentiment: npt.NDArray[np.float64]  # NaN: not scored
+    label: npt.NDArray[np.int8]  # index into LABEL_NAMES
+    created_at: list[str]
+    text: list[str]
+    author: list[str | None]
+    followers: list[int | None]
+    platform: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def brand_of(self, k: int) -> str:
+        return self.brands[int(self.bcode[k])]
+
+    @classmethod
+    def empty(cls) -> Mentions:
+        return cls(
+            [],
+            np.zeros(0, np.int32),
+            [],
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0, np.int8),
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
+
+    @classmethod
+    def from_docs(cls, docs: Sequence[dict[str, Any]]) -> Mentions:
+        """Columns of scored mention dicts (ScoredMention v1, or anything with those fields)."""
+        brands, bcode = encode_brands([str(d["brand"]) for d in docs])
+        n = len(docs)
+        sentiment = np.fromiter(
+            (np.nan if d.get("sentiment") is None else d["sentiment"] for d in docs),
+            dtype=np.float64,
+            count=n,
+        )
+        label = np.fromiter(
+            (_LABEL_CODE.get(d.get("sentiment_label"), UNSCORED) for d in docs),  # type: ignore[arg-type]
+            dtype=np.int8,
+            count=n,
+        )
+        return cls(
+            brands,
+            bcode,
+            [str(d["id"]) for d in docs],
+            np.fromiter((d["event_time"] for d in docs), dtype=np.float64, count=n),
+            sentiment,
+            label,
+            [str(d.get("created_at", "")) for d in docs],
+            [str(d.get("text", "")) for d in docs],
+            [d.get("author") for d in docs],
+            [d.get("author_followers") for d in docs],
+            [d.get("platform") for d in docs],
+        )
+
+    def take(self, rows: npt.NDArray[np.intp] | Sequence[int]) -> Mentions:
+        """The rows ``rows`` (in that order) as a batch of their own; brands re-encoded."""
+        idx = np.asarray(rows, dtype=np.intp)
+        rl = idx.tolist()
+        used, inverse = np.unique(self.bcode[idx], return_inverse=True)
+        return Mentions(
+            [self.brands[u] for u in used.tolist()],
+            inverse.astype(np.int32).reshape(-1),
+            [self.id[k] for k in rl],
+            self.event_time[idx],
+            self.sentiment[idx],
+            self.label[idx],
+            [self.created_at[k] for k in rl],
+            [self.text[k] for k in rl],
+            [self.author[k] for k in rl],
+            [self.followers[k] for k in rl],
+            [self.platform[k] for k in rl],
+        )
+
+    def doc(self, k: int) -> dict[str, Any]:
+        """Row ``k`` as a scored mention dict (the fields the detect stage carries)."""
+        s = float(self.sentiment[k])
+        return {
+            "id": self.id[k],
+            "brand": self.brand_of(k),
+            "text": self.text[k],
+            "created_at": self.created_at[k],
+            "author": self.author[k],
+            "author_followers": self.followers[k],
+            "platform": self.platform[k],
+            "event_time": float(self.event_time[k]),
+            "sentiment": None if s != s else s,
+            "sentiment_label": LABEL_NAMES[int(self.label[k])],
+        }
+
+    # -- the envelope between ingest and detect --------------------------------
+    def to_envelope(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": 2,
+                "brands": self.brands,
+                "b": self.bcode,
+                "id": self.id,
+                "t": self.event_time,
+                # NaN (not scored) is written as null.
+                "s": self.sentiment,
+                "label": self.label,
+                "created_at": self.created_at,
+                "text": self.text,
+                "author": self.author,
+                "followers": self.followers,
+                "platform": self.platform,
+            },
+            option=_ENVELOPE_OPTS,
+        )
+
+    def split(self, max_bytes: int) -> list[bytes]:
+        """Envelopes of at most ``max_bytes`` each (halving the rows until they fit; one row always goes)."""
+        env = self.to_envelope()
+        if len(env) <= max_bytes or len(self) <= 1:
+            return [env]
+        half = len(self) // 2
+        return self.take(np.arange(half)).split(max_bytes) + self.take(
+            np.arange(half, len(self))
+        ).split(max_bytes)
+
+    @classmethod
+    def from_envelope(cls, value: bytes | None) -> Mentions | None:
+        """The batch an envelope holds, or None if it is not a well-formed envelope.
+
+        Every column is checked (lengths, types, brand indices), so a damaged
+        envelope is refused whole: the engine never half-counts one.
+        """
+        try:
+            doc = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            return None
+        if type(doc) is list:  # version 1: an array of scored mentions
+            try:
+                for d in doc:
+                    float(d["event_time"])
+                    str(d["brand"])
+                    str(d["id"])
+                return cls.from_docs(doc)
+            except (KeyError, TypeError, ValueError):
+                return None
+        if type(doc) is not dict or doc.get("v") != 2:
+            return None
+        try:
+            ids = doc["id"]
+            n = len(ids)
+            brands = doc["brands"]
+            cols = [doc[k] for k in ("created_at", "text", "author", "followers", "platform")]
+            if (
+                type(ids) is not list
+                or type(brands) is not list
+                or any(type(c) is not list or len(c) != n for c in cols)
+                or not _all_type(ids, str)
+                or not _all_type(brands, str)
+                or not _all_type(cols[0], str)
+                or not _all_type(cols[1], str)
+                or not _all_type(cols[2], str, type(None))
+                or not _all_type(cols[3], int, type(None))
+                or not _all_type(cols[4], str, type(None))
+            ):
+                return None
+            bcode = np.asarray(doc["b"], dtype=np.int32)
+            t = np.asarray(doc["t"], dtype=np.float64)
+            s = np.asarray(doc["s"], dtype=np.float64)  # null -> NaN
+            label = np.asarray(doc["label"], dtype=np.int8)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return None
+        if not (bcode.shape == t.shape == s.shape == label.shape == (n,)):
+            return None
+        if n and (
+            bcode.min() < 0
+            or bcode.max() >= len(brands)
+            or label.min() < 0
+            or label.max() > UNSCORED
+            or not np.isfinite(t).all()
+        ):
+            return None
+        return cls(brands, bcode, ids, t, s, label, *cols)
+
+
+def _all_type(values: list[Any], *types: type) -> bool:
+    return set(map(type, values)) <= set(types)
