@@ -136,18 +136,15 @@ class Backtest:
             cols = self.ingestor.prepare(chunk, refuse).mentions()
             if len(cols):
                 if parts == 1:
-                    by_p = {0: cols}
+                    by_p: dict[int, Any] = {0: None}
                 else:
                     lut = np.fromiter(
                         map(self._partition, cols.brands), dtype=np.int64, count=len(cols.brands)
                     )
                     of_row = lut[cols.bcode]
-                    by_p = {
-                        int(p): cols.take(np.flatnonzero(of_row == p))
-                        for p in np.unique(of_row).tolist()
-                    }
+                    by_p = {int(p): np.flatnonzero(of_row == p) for p in np.unique(of_row).tolist()}
                 for p in sorted(by_p):
-                    out = self._engine(p).add_columns(by_p[p])
+                    out = self._engine(p).add_columns(cols, by_p[p])
                     events.extend(out.events)
                     late += len(out.late)
                     dups += out.duplicates

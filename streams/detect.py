@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -82,6 +83,53 @@ def _unpack(obj: Any) -> Any:
 EVIDENCE_ROWS = 5000
 
 
+@numba.njit(cache=True, nogil=True)
+def _update_baselines(
+    count: npt.NDArray[np.float64],
+    scored: npt.NDArray[np.float64],
+    negative: npt.NDArray[np.float64],
+    sentiment_sum: npt.NDArray[np.float64],
+    volume: npt.NDArray[np.float64],
+    negshare: npt.NDArray[np.float64],
+    sentiment: npt.NDArray[np.float64],
+    seen: npt.NDArray[np.float64],
+    a: float,
+) -> None:
+    """EWMA baselines (volume, negative share, mean sentiment) after one closed bucket, in place.
+
+    A brand's first bucket sets them; share and mean move only in buckets
+    with scored mentions. Causal: the event of a bucket reads the baselines
+    before this update.
+    """
+    for i in range(count.shape[0]):
+        first = seen[i] == 0
+        volume[i] = count[i] if first else (1 - a) * volume[i] + a * count[i]
+        if scored[i] > 0:
+            share = negative[i] / scored[i]
+            mean = sentiment_sum[i] / scored[i]
+            if first:
+                negshare[i] = share
+                sentiment[i] = mean
+            else:
+                negshare[i] = (1 - a) * negshare[i] + a * share
+                sentiment[i] = (1 - a) * sentiment[i] + a * mean
+        seen[i] += 1
+
+
+def _rank_in_group(key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """For each element, how many earlier elements have the same key (0 for the first).
+
+    >>> _rank_in_group(np.array([5, 3, 5, 5, 3])).tolist()
+    [0, 0, 1, 2, 1]
+    """
+    order = np.argsort(key, kind="stable")
+    srt = key[order]
+    starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]])
+    rank = np.empty(len(key), dtype=np.int64)
+    rank[order] = np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)]))
+    return rank
+
+
 class Bucket:
     """Accumulators of one open bucket, one row per brand index.
 
@@ -125,6 +173,17 @@ class Bucket:
                 new = np.zeros(cap, dtype=old.dtype)
                 new[: len(old)] = old
                 setattr(self, name, new)
+
+    def keep_evidence(self, ixs: npt.NDArray[np.int64], rows: list[EvidenceRow]) -> None:
+        """Keep negative mentions' rows (brand indices ``ixs``), up to the cap per brand."""
+        if len(self.neg_rows) + len(rows) > EVIDENCE_ROWS:  # some brand may reach the cap
+            keep = _rank_in_group(ixs) + self.neg_kept[ixs] < EVIDENCE_ROWS
+            if not keep.all():
+                rows = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
+                ixs = ixs[keep]
+        self.neg_kept += np.bincount(ixs, minlength=len(self.neg_kept))
+        self.neg_brand.extend(ixs.tolist())
+        self.neg_rows.extend(rows)
 
     def evidence_for(self, brands: set[int]) -> dict[int, Evidence]:
         """Evidence of the negative mentions of ``brands`` in this bucket."""
@@ -211,6 +270,7 @@ class DetectEngine:
         # Mention ids per bucket, kept for ``dedupe_buckets`` buckets after the
         # bucket closes: a duplicate always falls in its original's bucket.
         self.seen: dict[int, set[str]] = {}
+        self._zeros: npt.NDArray[np.float64] | None = None
         #: Called as on_close(bucket, stats, scores) after each bucket is scored (backtest plots).
         self.on_close: Callable[[int, BucketStats, np.ndarray], None] | None = None
 
@@ -279,21 +339,22 @@ class DetectEngine:
         """Count scored mention dicts (ScoredMention v1): :meth:`add_columns` of their columns."""
         return self.add_columns(Mentions.from_docs(list(docs)))
 
-    def add_columns(self, m: Mentions) -> AddResult:
-        """Count a batch of scored mentions into their buckets, then close what the watermark allows.
+    def add_columns(self, m: Mentions, rows: npt.NDArray[np.intp] | None = None) -> AddResult:
+        """Count a batch of scored mentions (or its ``rows``) into their buckets, then close
+        what the watermark allows.
 
         In arrival order, a mention whose id its bucket has already counted
         is a duplicate (dropped), one whose bucket has closed is late
         (returned, not counted); the rest are counted. The per-mention work
         is the duplicate check (set operations per bucket; a loop only when a
-        batch really holds a duplicate); sums go into the bucket arrays with
-        one ``bincount`` per bucket, and evidence rows of negative mentions
-        are appended as they are.
+        batch really holds a duplicate); the sums of all buckets of the batch
+        come from one ``bincount`` per field, and evidence rows of negative
+        mentions are appended as they are.
         """
         res = AddResult()
-        n_in = len(m)
-        if n_in:
-            self._count(m, res)
+        sel = np.arange(len(m)) if rows is None else np.asarray(rows, dtype=np.intp)
+        if len(sel):
+            self._count(m, sel, res)
         horizon = self.max_event_time
         if self.s.watermark_future_skew_seconds is not None:
             # One mention from a clock running fast must not drag the watermark
@@ -303,35 +364,37 @@ class DetectEngine:
         res.events.extend(self._close_until(int(watermark // self.width)))
         return res
 
-    def _count(self, m: Mentions, res: AddResult) -> None:
-        n_in = len(m)
-        bk = np.floor_divide(m.event_time, self.width).astype(np.int64)
+    def _count(self, m: Mentions, sel: npt.NDArray[np.intp], res: AddResult) -> None:
+        bk = np.floor_divide(m.event_time[sel], self.width).astype(np.int64)
         if self.next_close is None:
             self.next_close = int(bk[0])
         next_close = self.next_close
+        n_in = len(sel)
         counted = np.ones(n_in, dtype=np.bool_)
         late: list[int] = []
-        # Rows grouped by bucket, arrival order kept inside each group.
-        if n_in > 1 and (bk[1:] != bk[0]).any():
-            order = np.argsort(bk, kind="stable")
-            cuts = np.flatnonzero(np.diff(bk[order])) + 1
-            groups = np.split(order, cuts)
-        else:
+        # Positions (into sel) grouped by bucket, arrival order kept inside each group.
+        single = n_in == 1 or not (bk[1:] != bk[0]).any()
+        if single:
             groups = [np.arange(n_in)]
-        ids_all = m.id
-        for rows in groups:
-            b = int(bk[rows[0]])
-            rl = rows.tolist()
-            ids = ids_all if len(rl) == n_in else [ids_all[k] for k in rl]
+        else:
+            order = np.argsort(bk, kind="stable")
+            groups = np.split(order, np.flatnonzero(np.diff(bk[order])) + 1)
+        all_ids = m.id
+        sl = sel.tolist()
+        ids_sel = [all_ids[k] for k in sl] if n_in != len(all_ids) else all_ids
+        for pos in groups:
+            b = int(bk[pos[0]])
+            pl = pos.tolist()
+            ids = ids_sel if len(pl) == n_in else [ids_sel[j] for j in pl]
             seen = self.seen.get(b)
             if b < next_close:
                 # Closed: a re-delivery of a counted mention is a duplicate, the rest is late.
-                for k, mid in zip(rl, ids, strict=True):
+                for j, mid in zip(pl, ids, strict=True):
                     if seen is not None and mid in seen:
                         res.duplicates += 1
                     else:
-                        late.append(k)
-                counted[rows] = False
+                        late.append(sl[j])
+                counted[pos] = False
                 continue
             fresh = set(ids)
             if len(fresh) == len(ids) and (seen is None or seen.isdisjoint(fresh)):
@@ -342,26 +405,25 @@ class DetectEngine:
                 continue
             if seen is None:
                 seen = self.seen[b] = set()
-            for k, mid in zip(rl, ids, strict=True):
+            for j, mid in zip(pl, ids, strict=True):
                 if mid in seen:
                     # The same mention again (a producer retry, or a replay after
                     # a crash): counted once only.
-                    counted[k] = False
+                    counted[j] = False
                     res.duplicates += 1
                 else:
                     seen.add(mid)
         if late:
             late.sort()
             res.late = [m.doc(k) for k in late]
-        if counted.all():
-            crow = np.arange(n_in)
-        else:
-            crow = np.flatnonzero(counted)
-            if not len(crow):
+        if not counted.all():
+            keep = np.flatnonzero(counted)
+            if not len(keep):
                 return
+            sel, bk = sel[keep], bk[keep]
         # Brand indices; brands new to the engine in order of first counted mention.
         index = self.index
-        codes = m.bcode[crow]
+        codes = m.bcode[sel]
         lut = np.fromiter(
             (index.get(name, -1) for name in m.brands), dtype=np.int64, count=len(m.brands)
         )
@@ -370,86 +432,70 @@ class DetectEngine:
             for c in used[np.argsort(first)].tolist():
                 if lut[c] < 0:
                     lut[c] = self._brand(m.brands[c])
-        ix = np.full(n_in, -1, dtype=np.int64)
-        ix[crow] = lut[codes]
-        self.max_event_time = max(self.max_event_time, float(m.event_time[crow].max()))
+        ix = lut[codes]
+        self.max_event_time = max(self.max_event_time, float(m.event_time[sel].max()))
         n = len(self.brands)
-        totals = np.zeros(n)
-        sent, label = m.sentiment, m.label
-        for rows in groups:
-            r = rows[counted[rows]]
-            if not len(r):
-                continue
-            b = int(bk[r[0]])
+        # All buckets of the batch at once: key = group * n + brand.
+        ub, ginv = np.unique(bk, return_inverse=True)
+        ginv = ginv.reshape(-1)
+        n_g = len(ub)
+        key = ginv * n + ix
+        size = n_g * n
+        counts = np.bincount(key, minlength=size).reshape(n_g, n)
+        s = m.sentiment[sel]
+        has = ~np.isnan(s)
+        scored = np.bincount(key[has], minlength=size).reshape(n_g, n)
+        ssum = np.bincount(key[has], weights=np.rint(s[has] * GIGA), minlength=size).reshape(n_g, n)
+        neg = has & (m.label[sel] == NEGATIVE)
+        negative = np.bincount(key[neg], minlength=size).reshape(n_g, n)
+        # Sample candidates: the first SAMPLE mentions of each (bucket, brand) in this batch.
+        cand = np.flatnonzero(_rank_in_group(key) < SAMPLE)
+        cand_g = ginv[cand]
+        # Evidence rows: negative mentions, grouped by bucket in arrival order.
+        npos = np.flatnonzero(neg)
+        ev_rows: list[EvidenceRow] = []
+        if len(npos):
+            npos = npos[np.argsort(ginv[npos], kind="stable")]
+            nk = sel[npos].tolist()
+            ev_rows = list(
+                zip(
+                    [m.id[k] for k in nk],
+                    [m.text[k] for k in nk],
+                    [m.author[k] for k in nk],
+                    [m.followers[k] for k in nk],
+                    s[npos].tolist(),
+                    [m.platform[k] for k in nk],
+                    strict=True,
+                )
+            )
+            ev_g = ginv[npos]
+            ev_cuts = np.searchsorted(ev_g, np.arange(n_g + 1))
+        texts = m.text
+        for g, b in enumerate(ub.tolist()):
             bucket = self.buckets.get(b)
             if bucket is None:
                 bucket = self.buckets[b] = Bucket(max(16, n))
             bucket.ensure(n)
-            ixr = ix[r]
-            counts = np.bincount(ixr, minlength=n)
-            totals += counts
-            bucket.count[:n] += counts
-            s = sent[r]
-            has = ~np.isnan(s)
-            if has.any():
-                si = ixr[has]
-                bucket.scored[:n] += np.bincount(si, minlength=n)
-                bucket.sentiment_sum[:n] += np.bincount(
-                    si, weights=np.rint(s[has] * GIGA), minlength=n
-                )
-                neg = has & (label[r] == NEGATIVE)
-                if neg.any():
-                    bucket.negative[:n] += np.bincount(ixr[neg], minlength=n)
-                    self._keep_evidence(bucket, m, r[neg], ixr[neg])
-            if bucket.sample_n[ixr].min() < SAMPLE:
-                self._keep_samples(bucket, m, r, ixr)
+            bucket.count[:n] += counts[g]
+            bucket.scored[:n] += scored[g]
+            bucket.sentiment_sum[:n] += ssum[g]
+            bucket.negative[:n] += negative[g]
+            if len(npos) and ev_cuts[g + 1] > ev_cuts[g]:
+                a, z = int(ev_cuts[g]), int(ev_cuts[g + 1])
+                bucket.keep_evidence(ix[npos[a:z]], ev_rows[a:z])
+            cg = cand[cand_g == g] if n_g > 1 else cand
+            if len(cg):
+                ci = ix[cg]
+                ok = bucket.sample_n[ci] < SAMPLE
+                if ok.any():
+                    for j, i in zip(cg[ok].tolist(), ci[ok].tolist(), strict=True):
+                        if bucket.sample_n[i] < SAMPLE:
+                            bucket.samples.setdefault(i, []).append(texts[int(sel[j])][:280])
+                            bucket.sample_n[i] += 1
+        totals = counts.sum(axis=0)
+        brands = self.brands
         for i in np.flatnonzero(totals).tolist():
-            self.totals[self.brands[i]] += int(totals[i])
-
-    @staticmethod
-    def _first_per_brand(
-        ixr: npt.NDArray[np.int64], have: npt.NDArray[np.int64], cap: int
-    ) -> npt.NDArray[np.bool_]:
-        """Which rows (arrival order) are among the first ``cap - have[brand]`` of their brand."""
-        order = np.argsort(ixr, kind="stable")
-        srt = ixr[order]
-        starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]])
-        rank_sorted = np.arange(len(srt)) - np.repeat(starts, np.diff(np.r_[starts, len(srt)]))
-        rank = np.empty(len(srt), dtype=np.int64)
-        rank[order] = rank_sorted
-        return rank + have[ixr] < cap
-
-    def _keep_evidence(
-        self, bucket: Bucket, m: Mentions, rows: npt.NDArray[np.intp], ixr: npt.NDArray[np.int64]
-    ) -> None:
-        if bucket.neg_kept[ixr].max() + len(rows) > EVIDENCE_ROWS:
-            keep = self._first_per_brand(ixr, bucket.neg_kept, EVIDENCE_ROWS)
-            rows, ixr = rows[keep], ixr[keep]
-        np.add.at(bucket.neg_kept, ixr, 1)
-        rl = rows.tolist()
-        bucket.neg_brand.extend(ixr.tolist())
-        bucket.neg_rows.extend(
-            zip(
-                [m.id[k] for k in rl],
-                [m.text[k] for k in rl],
-                [m.author[k] for k in rl],
-                [m.followers[k] for k in rl],
-                m.sentiment[rows].tolist(),
-                [m.platform[k] for k in rl],
-                strict=True,
-            )
-        )
-
-    def _keep_samples(
-        self, bucket: Bucket, m: Mentions, rows: npt.NDArray[np.intp], ixr: npt.NDArray[np.int64]
-    ) -> None:
-        keep = self._first_per_brand(ixr, bucket.sample_n, SAMPLE)
-        for k, i in zip(rows[keep].tolist(), ixr[keep].tolist(), strict=True):
-            texts = bucket.samples.get(i)
-            if texts is None:
-                texts = bucket.samples[i] = []
-            texts.append(m.text[k][:280])
-            bucket.sample_n[i] += 1
+            self.totals[brands[i]] += int(totals[i])
 
     def advance_to(self, event_time: float) -> list[dict[str, Any]]:
         """Close every bucket that ends at or before ``event_time``."""
@@ -503,16 +549,33 @@ class DetectEngine:
         n = len(self.brands)
         if n == 0:
             return []
-        if bucket is None:
-            bucket = Bucket(n)
-        stats = bucket.stats(n)
+        # An empty bucket is an observation (zero mentions) with nothing to keep.
+        stats = bucket.stats(n) if bucket is not None else self._empty_stats(n)
         scores = self.detector.update(stats, timestamp=float(b * self.width))
         if self.on_close is not None:
             self.on_close(b, stats, scores)
         self._ensure_baselines(n)
         events = self._lifecycle(b, bucket, stats, scores)
-        self._update_baselines(stats)
+        _update_baselines(
+            stats.count,
+            stats.scored,
+            stats.negative,
+            stats.sentiment_sum,
+            self.base_volume,
+            self.base_negshare,
+            self.base_sentiment,
+            self.base_seen,
+            self._alpha,
+        )
         return events
+
+    def _empty_stats(self, n: int) -> BucketStats:
+        """Zero statistics for ``n`` brands, shared and read-only (detectors must not write them)."""
+        z = self._zeros
+        if z is None or len(z) != n:
+            z = self._zeros = np.zeros(n)
+            z.flags.writeable = False
+        return BucketStats(z, z, z, z)
 
     def _ensure_baselines(self, n: int) -> None:
         if len(self.base_volume) < n:
@@ -521,30 +584,6 @@ class DetectEngine:
                 new = np.zeros(max(n, 2 * len(old), 16))
                 new[: len(old)] = old
                 setattr(self, name, new)
-
-    def _update_baselines(self, st: BucketStats) -> None:
-        n = len(st.count)
-        a = self._alpha
-        seen = self.base_seen[:n]
-        first = seen == 0
-        self.base_volume[:n] = np.where(
-            first, st.count, (1 - a) * self.base_volume[:n] + a * st.count
-        )
-        has = st.scored > 0
-        share = np.divide(st.negative, st.scored, out=np.zeros(n), where=has)
-        mean = np.divide(st.sentiment_sum, st.scored, out=np.zeros(n), where=has)
-        upd_first = first & has
-        self.base_negshare[:n] = np.where(
-            upd_first,
-            share,
-            np.where(has, (1 - a) * self.base_negshare[:n] + a * share, self.base_negshare[:n]),
-        )
-        self.base_sentiment[:n] = np.where(
-            upd_first,
-            mean,
-            np.where(has, (1 - a) * self.base_sentiment[:n] + a * mean, self.base_sentiment[:n]),
-        )
-        self.base_seen[:n] += 1
 
     def _signals(self, i: int, scores: np.ndarray) -> Signals:
         per = getattr(self.detector, "last_scores", None)
@@ -567,13 +606,15 @@ class DetectEngine:
         )
 
     def _lifecycle(
-        self, b: int, bucket: Bucket, st: BucketStats, scores: np.ndarray
+        self, b: int, bucket: Bucket | None, st: BucketStats, scores: np.ndarray
     ) -> list[dict[str, Any]]:
         life = self.lifecycle
         events: list[dict[str, Any]] = []
         hot = np.flatnonzero(scores >= self.s.open_threshold).tolist()
-        watched = set(hot) | set(life.open)
-        evidence = bucket.evidence_for(watched)
+        watched = set(hot) | set(life.open) if hot or life.open else set()
+        if not watched and bucket is None:
+            return events
+        evidence = bucket.evidence_for(watched) if bucket is not None else {}
         for i in sorted(watched):
             sig = self._signals(i, scores)
             base = self._baseline(i)
@@ -583,6 +624,8 @@ class DetectEngine:
                 events.append(
                     life.event(status, crisis, brand, b, self.width, st, i, sig, base, sample)
                 )
+        if bucket is None:
+            return events
         # Calm buckets feed the baseline vocabulary used to contrast crisis terms.
         for i, texts in bucket.samples.items():
             if i not in life.open:

@@ -122,15 +122,6 @@ class _Mention(msgspec.Struct, gc=False):
     sentiment_label: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     sentiment_source: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
-    def rewrites(self) -> bool:
-        """Whether the mention carries a field ingest writes (its output is built as a dict)."""
-        return not (
-            self.sentiment is msgspec.UNSET
-            and self.event_time is msgspec.UNSET
-            and self.sentiment_label is msgspec.UNSET
-            and self.sentiment_source is msgspec.UNSET
-        )
-
 
 def _from_doc(doc: dict[str, Any]) -> _Mention:
     """A mention the reference path accepted, as a row (no second validation)."""
@@ -219,33 +210,33 @@ class IngestBatch:
         encoded from the dict with the fields set in place, as
         :func:`streams.sentiment.enrich.enrich` does.
         """
-        model = orjson.dumps(self.model)
-        labels = [b'"%s"' % n.encode() for n in LABEL_NAMES]
         out: list[bytes] = []
         docs, source = self.docs, self.source
-        times = self.event_time.tolist()
-        sents = self.sentiment.tolist()
+        # Numbers formatted by orjson in one call per column (null for NaN).
+        times = orjson.dumps(self.event_time, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+        sents = orjson.dumps(self.sentiment, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
         codes = self.label.tolist()
+        tails: dict[tuple[int, str], bytes] = {}
         for k, value in enumerate(self.raw):
-            s = sents[k]
+            src = source.get(k, self.model)
             if k in docs:
                 d = docs[k]
-                d["event_time"] = times[k]
+                d["event_time"] = float(self.event_time[k])
+                s = float(self.sentiment[k])
                 d["sentiment"] = None if s != s else s
                 d["sentiment_label"] = LABEL_NAMES[codes[k]]
-                d["sentiment_source"] = source.get(k, self.model)
+                d["sentiment_source"] = src
                 out.append(orjson.dumps(d))
                 continue
-            src = source.get(k)
-            out.append(
-                b'%b,"event_time":%r,"sentiment":%b,"sentiment_label":%b,"sentiment_source":%b}'
-                % (
-                    value.rstrip()[:-1],
-                    times[k],
-                    b"null" if s != s else b"%r" % s,
-                    labels[codes[k]],
-                    model if src is None else orjson.dumps(src),
+            tail = tails.get((codes[k], src))
+            if tail is None:
+                tail = tails[(codes[k], src)] = (
+                    b',"sentiment_label":"%b","sentiment_source":%b}'
+                    % (LABEL_NAMES[codes[k]].encode(), orjson.dumps(src))
                 )
+            body = value[:-1] if value[-1] == 125 else value.rstrip()[:-1]  # drop the "}"
+            out.append(
+                b"".join((body, b',"event_time":', times[k], b',"sentiment":', sents[k], tail))
             )
         return out
 
@@ -375,7 +366,14 @@ class Ingestor:
         max_record = self._max_record
         rows: list[_Mention | None] = []
         slow: list[int] = []
-        for i, value in enumerate(values):
+        try:
+            # The common case in one C-level pass; any odd record and the batch
+            # is decoded record by record below.
+            if max(map(len, values), default=0) <= max_record:  # type: ignore[arg-type]
+                rows = list(map(dec, values))  # type: ignore[arg-type]
+        except Exception:
+            rows = []
+        for i, value in enumerate(values if not rows else ()):
             if value is None or len(value) > max_record:
                 slow.append(i)
                 rows.append(None)
@@ -386,18 +384,23 @@ class Ingestor:
                 slow.append(i)
                 rows.append(None)
         fast = [i for i, r in enumerate(rows) if r is not None]
-        fast_rows = [rows[i] for i in fast]
+        fast_rows: list[_Mention] = [rows[i] for i in fast]  # type: ignore[misc]
         times = np.zeros(len(values))
         if fast:
-            ts, ok = seconds([r.created_at for r in fast_rows])  # type: ignore[union-attr]
+            ts, ok = seconds([r.created_at for r in fast_rows])
             ok &= ts <= now + self.settings.max_future_seconds
-            brand_ok = self._brand_valid
-            max_chars = self._max_text // 4  # below this, no text can exceed the byte limit
-            for j, r in enumerate(fast_rows):
-                assert r is not None
-                if not ok[j] or not brand_ok(r.brand) or len(r.text) > max_chars:
-                    slow.append(fast[j])
-                    rows[fast[j]] = None
+            brands = [r.brand for r in fast_rows]
+            bad = {b for b in set(brands) if not self._brand_valid(b)}
+            if bad:
+                ok &= np.fromiter((b not in bad for b in brands), dtype=np.bool_, count=len(brands))
+            # Below max_text / 4 characters no text can exceed the byte limit.
+            lengths = np.fromiter(
+                (len(r.text) for r in fast_rows), dtype=np.int64, count=len(fast_rows)
+            )
+            ok &= lengths <= self._max_text // 4
+            for j in np.flatnonzero(~ok).tolist():
+                slow.append(fast[j])
+                rows[fast[j]] = None
             times[fast] = ts
         docs_by_input: dict[int, dict[str, Any]] = {}
         for i in sorted(slow):  # dead letters in input order
@@ -414,11 +417,21 @@ class Ingestor:
         raw = [values[i] for i in index]
         n = len(index)
         docs: dict[int, dict[str, Any]] = {}
-        for k, i in enumerate(index):
-            d = docs_by_input.get(i)
-            if d is not None:
-                docs[k] = d
-            elif kept[k].rewrites():  # type: ignore[union-attr]
+        if docs_by_input:
+            for k, i in enumerate(index):
+                d = docs_by_input.get(i)
+                if d is not None:
+                    docs[k] = d
+        unset = msgspec.UNSET
+        for k in [
+            k
+            for k, r in enumerate(kept)
+            if r.sentiment is not unset  # type: ignore[union-attr]
+            or r.event_time is not unset  # type: ignore[union-attr]
+            or r.sentiment_label is not unset  # type: ignore[union-attr]
+            or r.sentiment_source is not unset  # type: ignore[union-attr]
+        ]:
+            if k not in docs:
                 docs[k] = orjson.loads(raw[k])  # type: ignore[arg-type]
         batch = IngestBatch(
             kept,  # type: ignore[arg-type]
@@ -437,17 +450,26 @@ class Ingestor:
     def _classify(self, batch: IngestBatch) -> None:
         """The presented-score and language rules of :mod:`streams.sentiment.enrich`, per row."""
         keep = self.settings.keep_presented_sentiment
-        lang_ok = self._lang_scored
+        rows = batch.rows
+        unset = msgspec.UNSET
+        langs = [r.lang for r in rows]
+        skipped = {lang for lang in set(langs) if not self._lang_scored(lang)}
+        special = (
+            keep and any(r.sentiment is not None and r.sentiment is not unset for r in rows)
+        ) or skipped
+        if not special:  # the common case: the model scores every row
+            batch.pending = np.arange(len(rows), dtype=np.intp)
+            return
         pending: list[int] = []
         sent, label, source = batch.sentiment, batch.label, batch.source
-        for k, r in enumerate(batch.rows):
+        for k, r in enumerate(rows):
             presented = r.sentiment
-            if keep and presented is not None and presented is not msgspec.UNSET:
+            if keep and presented is not None and presented is not unset:
                 v = float(presented)
                 sent[k] = v
                 label[k] = _presented_label(v)
                 source[k] = "presented"
-            elif not lang_ok(r.lang):
+            elif langs[k] in skipped:
                 label[k] = UNSCORED
                 source[k] = f"skipped:lang={r.lang}"
             else:
