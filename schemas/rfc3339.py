@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["parse_batch", "seconds"]
+__all__ = ["parse_batch", "seconds", "utf8_batch"]
 
 # |microseconds since 1970| below 2**53: exact as a double (years 1686..2254).
 _MAX_EXACT_US = 2**53
@@ -152,8 +152,13 @@ def parse_batch(
     return out, ok
 
 
-def seconds(values: Sequence[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """:func:`parse_batch` of Python strings (non-ASCII values are simply not ok)."""
+def utf8_batch(values: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """The UTF-8 bytes of ``values`` back to back, and each value's offsets into them.
+
+    >>> buf, off = utf8_batch(["ab", "é", ""])
+    >>> bytes(buf), off.tolist()
+    (b'ab\\xc3\\xa9', [0, 2, 4, 4])
+    """
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     joined = "".join(values).encode("utf-8", "surrogatepass")
     if len(joined) != int(lengths.sum()):  # non-ASCII somewhere: byte lengths differ
@@ -162,4 +167,9 @@ def seconds(values: Sequence[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray
         joined = b"".join(enc)
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return parse_batch(np.frombuffer(joined, dtype=np.uint8), offsets)
+    return np.frombuffer(joined, dtype=np.uint8), offsets
+
+
+def seconds(values: Sequence[str]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """:func:`parse_batch` of Python strings (non-ASCII values are simply not ok)."""
+    return parse_batch(*utf8_batch(values))

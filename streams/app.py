@@ -145,6 +145,8 @@ def create_app(settings: Settings) -> faust.App:
         logging_config=logging_config(settings),
     )
     pipe = Pipeline(settings)
+    pipe.ingestor.warm_up()
+    DetectEngine.warm_up(settings)
     app.crisiswatch = pipe  # type: ignore[attr-defined]
     m.set_info(settings, pipe.ingestor.scorer.name, settings.detector)
     m.prime(

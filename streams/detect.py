@@ -25,6 +25,7 @@ a backtest, or a partition idle for a while).
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from collections import Counter, deque
@@ -38,7 +39,7 @@ import numpy.typing as npt
 
 from detectors import BucketStats, Detector, make_detector
 
-from .columns import NEGATIVE, Mentions
+from .columns import NEGATIVE, Mentions, hash_ids
 from .evidence import SAMPLE, Evidence, EvidenceRow
 from .lifecycle import SEVERITIES, Baseline, Lifecycle, Signals
 from .settings import Settings
@@ -57,7 +58,9 @@ NANO = 1e-9
 def _pack(obj: Any) -> Any:
     """Detector state to JSON-able form, numpy arrays tagged so they come back as arrays."""
     if isinstance(obj, np.ndarray):
-        return {"__nd__": obj.tolist(), "dtype": str(obj.dtype)}
+        # orjson writes numeric arrays itself (OPT_SERIALIZE_NUMPY), far faster than tolist().
+        arr = np.ascontiguousarray(obj) if obj.dtype.kind in "biuf" else obj.tolist()
+        return {"__nd__": arr, "dtype": str(obj.dtype)}
     if isinstance(obj, dict):
         return {k: _pack(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -210,7 +213,7 @@ class Bucket:
             "negative": self.negative[:n],
             "sentiment_sum": self.sentiment_sum[:n],
             "neg_brand": self.neg_brand,
-            "neg_rows": [list(r) for r in self.neg_rows],
+            "neg_rows": self.neg_rows,  # tuples: orjson writes them as arrays
             "samples": {str(i): v for i, v in self.samples.items()},
         }
 
@@ -269,10 +272,32 @@ class DetectEngine:
         self.base_seen = np.zeros(0)
         # Mention ids per bucket, kept for ``dedupe_buckets`` buckets after the
         # bucket closes: a duplicate always falls in its original's bucket.
-        self.seen: dict[int, set[str]] = {}
+        #: Per bucket: sorted 64-bit hashes of its mention ids (streams.columns.hash_ids).
+        self.seen: dict[int, npt.NDArray[np.uint64]] = {}
         self._zeros: npt.NDArray[np.float64] | None = None
         #: Called as on_close(bucket, stats, scores) after each bucket is scored (backtest plots).
         self.on_close: Callable[[int, BucketStats, np.ndarray], None] | None = None
+
+    @classmethod
+    def warm_up(cls, settings: Settings) -> None:
+        """Count, close and checkpoint a few mentions on a throwaway engine, so numba's
+        first-call loading of the detector kernels happens at start, not on live data."""
+        eng = cls(settings.model_copy(update={"watermark_future_skew_seconds": None}))
+        w = float(settings.bucket_seconds)
+        docs = [
+            {
+                "id": str(k),
+                "brand": "w",
+                "text": "x",
+                "event_time": k * w / 2,
+                "sentiment": -0.5,
+                "sentiment_label": "negative",
+            }
+            for k in range(8)
+        ]
+        eng.add(docs)
+        eng.flush()
+        eng.to_state()
 
     # -- checkpoints ---------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -294,7 +319,10 @@ class DetectEngine:
                 name: getattr(self, f"base_{name}")[:n]
                 for name in ("volume", "negshare", "sentiment", "seen")
             },
-            "seen": {str(b): sorted(ids) for b, ids in self.seen.items()},
+            "seen": {
+                str(b): base64.b64encode(ids.astype("<u8").tobytes()).decode()
+                for b, ids in self.seen.items()
+            },
             "detector": _pack(det),
         }
 
@@ -324,7 +352,10 @@ class DetectEngine:
         eng._ensure_baselines(n)
         for name, arr in st["base"].items():
             getattr(eng, f"base_{name}")[:n] = np.asarray(arr, dtype=np.float64)
-        eng.seen = {int(b): set(ids) for b, ids in st["seen"].items()}
+        eng.seen = {
+            int(b): np.frombuffer(base64.b64decode(ids), dtype="<u8").astype(np.uint64)
+            for b, ids in st["seen"].items()
+        }
         return eng
 
     # -- input -------------------------------------------------------------
@@ -379,40 +410,32 @@ class DetectEngine:
         else:
             order = np.argsort(bk, kind="stable")
             groups = np.split(order, np.flatnonzero(np.diff(bk[order])) + 1)
-        all_ids = m.id
-        sl = sel.tolist()
-        ids_sel = [all_ids[k] for k in sl] if n_in != len(all_ids) else all_ids
+        hashes = hash_ids(m.id if n_in == len(m.id) else [m.id[k] for k in sel.tolist()])
         for pos in groups:
             b = int(bk[pos[0]])
-            pl = pos.tolist()
-            ids = ids_sel if len(pl) == n_in else [ids_sel[j] for j in pl]
+            h = hashes[pos]
             seen = self.seen.get(b)
+            # A re-delivery is an id its bucket has counted, or an earlier row of this batch.
+            dup = np.zeros(len(pos), dtype=np.bool_)
+            if seen is not None and len(seen):
+                at = np.minimum(np.searchsorted(seen, h), len(seen) - 1)
+                dup = seen[at] == h
             if b < next_close:
                 # Closed: a re-delivery of a counted mention is a duplicate, the rest is late.
-                for j, mid in zip(pl, ids, strict=True):
-                    if seen is not None and mid in seen:
-                        res.duplicates += 1
-                    else:
-                        late.append(sl[j])
+                res.duplicates += int(dup.sum())
+                late.extend(sel[pos[~dup]].tolist())
                 counted[pos] = False
                 continue
-            fresh = set(ids)
-            if len(fresh) == len(ids) and (seen is None or seen.isdisjoint(fresh)):
-                if seen is None:
-                    self.seen[b] = fresh
-                else:
-                    seen |= fresh
-                continue
-            if seen is None:
-                seen = self.seen[b] = set()
-            for j, mid in zip(pl, ids, strict=True):
-                if mid in seen:
-                    # The same mention again (a producer retry, or a replay after
-                    # a crash): counted once only.
-                    counted[j] = False
-                    res.duplicates += 1
-                else:
-                    seen.add(mid)
+            uniq, first = np.unique(h, return_index=True)
+            if len(first) < len(h):
+                repeat = np.ones(len(h), dtype=np.bool_)
+                repeat[first] = False
+                dup |= repeat
+            if dup.any():
+                counted[pos[dup]] = False
+                res.duplicates += int(dup.sum())
+                uniq = np.unique(h[~dup])
+            self.seen[b] = uniq if seen is None else np.union1d(seen, uniq)
         if late:
             late.sort()
             res.late = [m.doc(k) for k in late]

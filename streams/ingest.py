@@ -476,6 +476,15 @@ class Ingestor:
                 pending.append(k)
         batch.pending = np.asarray(pending, dtype=np.intp)
 
+    def warm_up(self) -> None:
+        """Run every kernel of the hot path once: numba loads its compiled code (and
+        initialises itself) at the first call, hundreds of milliseconds that would
+        otherwise land on the first batch of mentions."""
+        probe = b'{"id":"w","brand":"w","text":"warm up","created_at":"2026-01-01T00:00:00Z"}'
+        batch = self.prepare([probe], lambda i, reason: None)
+        batch.mentions()
+        batch.scored_values()
+
     def score_batch(self, batch: IngestBatch) -> ScoreBatch | None:
         """Score the pending rows (thread-safe; the numba kernels release the GIL)."""
         if not len(batch.pending):
