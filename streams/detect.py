@@ -150,7 +150,7 @@ class Bucket:
         "neg_rows",
         "negative",
         "sample_n",
-        "samples",
+        "sample_rows",
         "scored",
         "sentiment_sum",
     )
@@ -166,7 +166,8 @@ class Bucket:
         #: followers, sentiment, platform).
         self.neg_brand: list[int] = []
         self.neg_rows: list[EvidenceRow] = []
-        self.samples: dict[int, list[str]] = {}  # a few texts of any tone, per brand
+        #: A few texts of any tone per brand (the first SAMPLE), as (brand index, text).
+        self.sample_rows: list[tuple[int, str]] = []
 
     def ensure(self, n: int) -> None:
         if n > len(self.count):
@@ -214,7 +215,7 @@ class Bucket:
             "sentiment_sum": self.sentiment_sum[:n],
             "neg_brand": self.neg_brand,
             "neg_rows": self.neg_rows,  # tuples: orjson writes them as arrays
-            "samples": {str(i): v for i, v in self.samples.items()},
+            "sample_rows": self.sample_rows,
         }
 
     @classmethod
@@ -224,12 +225,12 @@ class Bucket:
             getattr(b, name)[:] = np.asarray(st[name], dtype=np.float64)
         b.neg_brand = [int(i) for i in st["neg_brand"]]
         b.neg_rows = [(str(r[0]), str(r[1]), r[2], r[3], float(r[4]), r[5]) for r in st["neg_rows"]]
-        b.samples = {int(i): list(v) for i, v in st["samples"].items()}
+        b.sample_rows = [(int(i), str(t)) for i, t in st["sample_rows"]]
         n = len(b.count)
         if b.neg_brand:
             b.neg_kept[:] = np.bincount(b.neg_brand, minlength=n)[:n]
-        for i, texts in b.samples.items():
-            b.sample_n[i] = len(texts)
+        if b.sample_rows:
+            b.sample_n[:] = np.bincount([i for i, _ in b.sample_rows], minlength=n)[:n]
         return b
 
     def stats(self, n: int) -> BucketStats:
@@ -258,7 +259,8 @@ class DetectEngine:
         self.samples: dict[int, deque[str]] = {}
         self.index: dict[str, int] = {}
         self.brands: list[str] = []
-        self.totals: Counter[str] = Counter()
+        #: Mentions counted per brand index (see :attr:`totals`).
+        self.counted = np.zeros(0, dtype=np.int64)
         self.buckets: dict[int, Bucket] = {}
         self.next_close: int | None = (
             None  # start (in bucket numbers) of the oldest unclosed bucket
@@ -340,7 +342,7 @@ class DetectEngine:
         eng = cls(settings, det_cls.from_state(det_state))
         eng.brands = list(st["brands"])
         eng.index = {b: i for i, b in enumerate(eng.brands)}
-        eng.totals = Counter(st["totals"])
+        eng.counted = np.array([int(st["totals"].get(b, 0)) for b in eng.brands], dtype=np.int64)
         eng.buckets = {int(b): Bucket.from_state(bk) for b, bk in st["buckets"].items()}
         eng.next_close = st["next_close"]
         eng.max_event_time = -math.inf if st["max_event_time"] is None else st["max_event_time"]
@@ -472,7 +474,9 @@ class DetectEngine:
         neg = has & (m.label[sel] == NEGATIVE)
         negative = np.bincount(key[neg], minlength=size).reshape(n_g, n)
         # Sample candidates: the first SAMPLE mentions of each (bucket, brand) in this batch.
-        cand = np.flatnonzero(_rank_in_group(key) < SAMPLE)
+        rank = _rank_in_group(key)
+        cand = np.flatnonzero(rank < SAMPLE)
+        cand_rank = rank[cand]
         cand_g = ginv[cand]
         # Evidence rows: negative mentions, grouped by bucket in arrival order.
         npos = np.flatnonzero(neg)
@@ -509,16 +513,27 @@ class DetectEngine:
             cg = cand[cand_g == g] if n_g > 1 else cand
             if len(cg):
                 ci = ix[cg]
-                ok = bucket.sample_n[ci] < SAMPLE
+                # The first SAMPLE of a brand's mentions in the bucket, across batches.
+                ok = (
+                    cand_rank[cand_g == g] + bucket.sample_n[ci] < SAMPLE
+                    if n_g > 1
+                    else (cand_rank + bucket.sample_n[ci] < SAMPLE)
+                )
                 if ok.any():
-                    for j, i in zip(cg[ok].tolist(), ci[ok].tolist(), strict=True):
-                        if bucket.sample_n[i] < SAMPLE:
-                            bucket.samples.setdefault(i, []).append(texts[int(sel[j])][:280])
-                            bucket.sample_n[i] += 1
-        totals = counts.sum(axis=0)
-        brands = self.brands
-        for i in np.flatnonzero(totals).tolist():
-            self.totals[brands[i]] += int(totals[i])
+                    take = ci[ok]
+                    bucket.sample_n += np.bincount(take, minlength=len(bucket.sample_n))
+                    bucket.sample_rows.extend(
+                        zip(
+                            take.tolist(),
+                            [texts[k][:280] for k in sel[cg[ok]].tolist()],
+                            strict=True,
+                        )
+                    )
+        if len(self.counted) < n:
+            grown = np.zeros(max(n, 2 * len(self.counted)), dtype=np.int64)
+            grown[: len(self.counted)] = self.counted
+            self.counted = grown
+        self.counted[:n] += counts.sum(axis=0)
 
     def advance_to(self, event_time: float) -> list[dict[str, Any]]:
         """Close every bucket that ends at or before ``event_time``."""
@@ -531,6 +546,14 @@ class DetectEngine:
         return self._close_until(max(self.buckets) + 1)
 
     # -- read-only views (metrics) -------------------------------------------
+    @property
+    def totals(self) -> Counter[str]:
+        """Mentions counted per brand (brands with none left out)."""
+        counted = self.counted
+        return Counter(
+            {self.brands[i]: int(counted[i]) for i in np.flatnonzero(counted[: len(self.brands)])}
+        )
+
     def open_crises_by_kind_severity(self) -> Counter[tuple[str, str]]:
         """Open crises counted by (kind, severity name)."""
         return Counter((c.kind, SEVERITIES[c.severity]) for c in self.lifecycle.open.values())
@@ -650,10 +673,11 @@ class DetectEngine:
         if bucket is None:
             return events
         # Calm buckets feed the baseline vocabulary used to contrast crisis terms.
-        for i, texts in bucket.samples.items():
-            if i not in life.open:
-                d = self.samples.get(i)
+        samples, is_open = self.samples, life.open
+        for i, text in bucket.sample_rows:
+            if i not in is_open:
+                d = samples.get(i)
                 if d is None:
-                    d = self.samples[i] = deque(maxlen=self.s.baseline_texts)
-                d.extend(texts)
+                    d = samples[i] = deque(maxlen=self.s.baseline_texts)
+                d.append(text)
         return events

@@ -72,7 +72,7 @@ def _engine_with_crisis() -> DetectEngine:
     eng._brand("globex")
     # The engine's state as the lifecycle leaves it with one open crisis.
     eng.lifecycle.open[0] = OpenCrisis("c1", "negativity_surge", 10, 2, 0.99999, 0.1, 10.0, 0.5)
-    eng.totals.update({"acme": 5, "globex": 3})
+    eng.counted = np.array([5, 3])  # acme 5, globex 3 mentions counted
     eng.max_event_time = 1000.0
     return eng
 
@@ -91,7 +91,7 @@ def test_ops_state_gauges_follow_the_engines() -> None:
     # Brand labels are capped: the second brand becomes "other".
     assert value("crisiswatch_brand_open_crises", brand="acme") == 1
     before_other = value("crisiswatch_brand_mentions_total", brand="other")
-    eng.totals.update({"acme": 1, "globex": 2})
+    eng.counted += np.array([1, 2])  # one more for acme, two for globex
     ops.refresh({7: eng}, now=2005.0)
     assert value("crisiswatch_brand_mentions_total", brand="other") - before_other == 2
     # Nothing new for 10 s: both silent. A resolved crisis drops to 0.
