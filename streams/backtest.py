@@ -75,6 +75,8 @@ class Backtest:
         self.record_series = record_series
         self.series: dict[str, Series] = defaultdict(Series)
         self._pcache: dict[str, int] = {}
+        #: CPU seconds (this thread) spent per stage so far: decode + validate, score, detect.
+        self.stage_seconds = {"decode": 0.0, "score": 0.0, "detect": 0.0}
 
     def _engine(self, p: int) -> DetectEngine:
         eng = self.engines.get(p)
@@ -133,7 +135,14 @@ class Backtest:
                 dead.append(DeadLetter(RawRecord(None, chunk[i], "file", 0, base + i), reason))
 
             n += len(chunk)
-            cols = self.ingestor.prepare(chunk, refuse).mentions()
+            c0 = time.thread_time()
+            batch = self.ingestor.decode_columns(chunk, refuse)
+            c1 = time.thread_time()
+            scores = self.ingestor.score_batch(batch)
+            if scores is not None:
+                batch.apply(scores, self.ingestor.scorer.name)
+            c2 = time.thread_time()
+            cols = batch.mentions()
             if len(cols):
                 if parts == 1:
                     by_p: dict[int, Any] = {0: None}
@@ -148,10 +157,16 @@ class Backtest:
                     events.extend(out.events)
                     late += len(out.late)
                     dups += out.duplicates
+            stage = self.stage_seconds
+            stage["decode"] += c1 - c0
+            stage["score"] += c2 - c1
+            stage["detect"] += time.thread_time() - c2
             if progress:
                 progress(len(chunk))
+        c0 = time.thread_time()
         for p in sorted(self.engines):
             events.extend(self.engines[p].flush())
+        self.stage_seconds["detect"] += time.thread_time() - c0
         totals: dict[str, int] = defaultdict(int)
         for eng in self.engines.values():
             for b, c in eng.totals.items():
@@ -196,7 +211,9 @@ def read_chunks(path: Path, size: int = CHUNK) -> Iterator[list[bytes]]:
                     break
                 lines = (rest + block).split(b"\n")
                 rest = lines.pop()
-                chunk.extend(line.rstrip(b"\r") for line in lines if line.strip())
+                if b"\r" in block:
+                    lines = [line.rstrip(b"\r") for line in lines]
+                chunk.extend([line for line in lines if line and not line.isspace()])
                 while len(chunk) >= size:
                     yield chunk[:size]
                     chunk = chunk[size:]

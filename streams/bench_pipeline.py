@@ -28,7 +28,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -47,10 +46,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from . import benchdoc
+from .benchdoc import machine
+
 PROJECT = Path(__file__).resolve().parent.parent
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
-BEGIN = "<!-- BEGIN pipeline -->"
-END = "<!-- END pipeline -->"
 PARTITIONS = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -616,19 +616,6 @@ def bucket_close_ms(brands: int, repeats: int = 3) -> float:
 # -- the whole run ------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 def run_benchmark(
     n: int, brands: int, *, empty_n: int, scale_brands: int, latency_seconds: float, repeats: int
 ) -> dict[str, Any]:
@@ -741,17 +728,5 @@ def report(res: dict[str, Any], command: str) -> str:
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replace (or append) the pipeline section of ``docs/benchmarks.md``; keep earlier runs."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        old, tail = rest.split(END, 1)
-        # Earlier results stay below the newest, as history.
-        old_runs = old.strip().removeprefix("## Pipeline end to end").strip()
-        history = ""
-        if old_runs:
-            history = "\n\n### Earlier run\n\n" + old_runs.replace("### Earlier run\n\n", "")
-        text = f"{head}{BEGIN}\n{body}{history}\n{END}{tail}"
-    else:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{body}\n{END}\n"
-    path.write_text(text, encoding="utf-8")
+    """Replace the pipeline section of ``docs/benchmarks.md``, the previous run kept below."""
+    benchdoc.write_section(path, "pipeline", body, keep_history=True)

@@ -1,4 +1,5 @@
-"""``crisiswatch bench-pipeline``: the end-to-end benchmark (see :mod:`streams.bench_pipeline`)."""
+"""``crisiswatch bench-pipeline`` and ``bench-backtest`` (see :mod:`streams.bench_pipeline`,
+:mod:`streams.bench_backtest`)."""
 
 from __future__ import annotations
 
@@ -76,4 +77,26 @@ def bench_pipeline(
         click.echo("written to docs/benchmarks.md", err=True)
 
 
-COMMANDS = [bench_pipeline]
+@click.command("bench-backtest")
+@click.option("--repeats", type=click.IntRange(min=1, max=9), default=3, show_default=True)
+@click.option(
+    "--write/--no-write",
+    default=True,
+    show_default=True,
+    help="record the results in docs/benchmarks.md",
+)
+def bench_backtest(repeats: int, write: bool) -> None:
+    """Backtest throughput on one core (generated scenarios and corpus tweets)."""
+    from . import bench_backtest as bb
+    from .bench_pipeline import log
+
+    res = bb.run_benchmark(repeats, log)
+    args = " ".join(a for a in sys.argv[1:] if a != "--no-write")
+    body = bb.report(res, f"crisiswatch {args or 'bench-backtest'}")
+    click.echo(body)
+    if write:
+        bb.write(PROJECT / "docs" / "benchmarks.md", body)
+        click.echo("written to docs/benchmarks.md", err=True)
+
+
+COMMANDS = [bench_pipeline, bench_backtest]

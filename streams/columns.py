@@ -86,12 +86,9 @@ def encode_brands(brands: Sequence[str]) -> tuple[list[str], npt.NDArray[np.int3
     >>> encode_brands(["b", "a", "b"])
     (['b', 'a'], array([0, 1, 0], dtype=int32))
     """
-    code: dict[str, int] = {}
-    setdefault = code.setdefault
-    codes = np.fromiter(
-        (setdefault(b, len(code)) for b in brands), dtype=np.int32, count=len(brands)
-    )
-    return list(code), codes
+    names = list(dict.fromkeys(brands))  # first-seen order, in C
+    index = {b: i for i, b in enumerate(names)}
+    return names, np.array(list(map(index.__getitem__, brands)), dtype=np.int32)
 
 
 @dataclass(slots=True)
@@ -109,9 +106,17 @@ class Mentions:
     author: list[str | None]
     followers: list[int | None]
     platform: list[str | None]
+    _hashes: npt.NDArray[np.uint64] | None = None
 
     def __len__(self) -> int:
         return len(self.id)
+
+    def hashes(self) -> npt.NDArray[np.uint64]:
+        """:func:`hash_ids` of every row's id, computed once per batch."""
+        h = self._hashes
+        if h is None:
+            h = self._hashes = hash_ids(self.id)
+        return h
 
     def brand_of(self, k: int) -> str:
         return self.brands[int(self.bcode[k])]

@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from detectors import BucketStats, Detector, make_detector
 
-from .columns import NEGATIVE, Mentions, hash_ids
+from .columns import NEGATIVE, Mentions
 from .evidence import SAMPLE, Evidence, EvidenceRow
 from .lifecycle import SEVERITIES, Baseline, Lifecycle, Signals
 from .settings import Settings
@@ -412,7 +412,7 @@ class DetectEngine:
         else:
             order = np.argsort(bk, kind="stable")
             groups = np.split(order, np.flatnonzero(np.diff(bk[order])) + 1)
-        hashes = hash_ids(m.id if n_in == len(m.id) else [m.id[k] for k in sel.tolist()])
+        hashes = m.hashes()[sel]
         for pos in groups:
             b = int(bk[pos[0]])
             h = hashes[pos]

@@ -186,7 +186,7 @@ class IngestBatch:
         rows = self.rows
         brands, bcode = encode_brands([r.brand for r in rows])
         followers = [r.author_followers for r in rows]
-        if any(f is not None and f > MAX_REACH for f in followers):
+        if max(filter(None, followers), default=0) > MAX_REACH:
             followers = [None if f is None else min(f, MAX_REACH) for f in followers]
         return Mentions(
             brands,
@@ -394,10 +394,9 @@ class Ingestor:
             if bad:
                 ok &= np.fromiter((b not in bad for b in brands), dtype=np.bool_, count=len(brands))
             # Below max_text / 4 characters no text can exceed the byte limit.
-            lengths = np.fromiter(
-                (len(r.text) for r in fast_rows), dtype=np.int64, count=len(fast_rows)
-            )
-            ok &= lengths <= self._max_text // 4
+            lengths = list(map(len, [r.text for r in fast_rows]))
+            if max(lengths) > self._max_text // 4:
+                ok &= np.array(lengths) <= self._max_text // 4
             for j in np.flatnonzero(~ok).tolist():
                 slow.append(fast[j])
                 rows[fast[j]] = None
@@ -454,16 +453,15 @@ class Ingestor:
         unset = msgspec.UNSET
         langs = [r.lang for r in rows]
         skipped = {lang for lang in set(langs) if not self._lang_scored(lang)}
-        special = (
-            keep and any(r.sentiment is not None and r.sentiment is not unset for r in rows)
-        ) or skipped
+        given = [r.sentiment for r in rows]
+        special = (keep and given.count(unset) + given.count(None) < len(given)) or skipped
         if not special:  # the common case: the model scores every row
             batch.pending = np.arange(len(rows), dtype=np.intp)
             return
         pending: list[int] = []
         sent, label, source = batch.sentiment, batch.label, batch.source
         for k, r in enumerate(rows):
-            presented = r.sentiment
+            presented = given[k]
             if keep and presented is not None and presented is not unset:
                 v = float(presented)
                 sent[k] = v

@@ -1,0 +1,73 @@
+"""Evidence: the TF-IDF contrast equals scikit-learn's, and bulk rows equal one-by-one adds."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.feature_extraction.text import TfidfTransformer
+
+from streams.evidence import Evidence, contrast_terms, terms_of
+
+# Terms are 3+ letters (streams.evidence.terms_of): words of letters only.
+words = st.sampled_from(
+    ["".join(chr(97 + (i * 7 + j) % 26) for j in range(3 + i % 4)) for i in range(40)]
+    + ["refund", "awful", "store"]
+)
+
+
+def sklearn_contrast(window: Counter[str], base_texts: list[str], k: int = 10) -> list[str]:
+    base = Counter(t for text in base_texts for t in terms_of(text))
+    dv = DictVectorizer()
+    counts = dv.fit_transform([dict(window), dict(base)])
+    tfidf = TfidfTransformer(sublinear_tf=True).fit_transform(counts).toarray()
+    diff = tfidf[0] - tfidf[1]
+    names = dv.get_feature_names_out()
+    return [str(names[j]) for j in diff.argsort()[::-1][:k] if diff[j] > 0], diff  # type: ignore[return-value]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(words, st.integers(1, 50), min_size=1, max_size=30),
+    st.lists(st.lists(words, min_size=1, max_size=8).map(" ".join), min_size=1, max_size=6),
+)
+def test_contrast_terms_equal_scikit_learns_tfidf(window: dict[str, int], base: list[str]) -> None:
+    want, diff = sklearn_contrast(Counter(window), base)
+    got = contrast_terms(Counter(window), base)
+    weights = {d["term"]: d["weight"] for d in got}
+    # Same weights (to the 4 decimals events carry); same ranking except among exact ties.
+    names = sorted(set(window) | {t for b in base for t in terms_of(b)})
+    ref = dict(zip(names, diff.tolist(), strict=True))
+    for term, w in weights.items():
+        assert abs(w - ref[term]) < 1e-4
+    assert sorted(round(ref[t], 9) for t in want) == sorted(round(ref[t], 9) for t in weights)
+
+
+def test_rows_in_bulk_equal_one_by_one() -> None:
+    rng = np.random.default_rng(3)
+    docs = [
+        {
+            "id": str(i),
+            "text": f"RT @voice{i % 3}: awful refund {i % 7}" if i % 4 == 0 else f"bad store {i}",
+            "author": f"a{i % 5}" if i % 6 else None,
+            "author_followers": int(rng.integers(0, 10_000)) if i % 3 else None,
+            "sentiment": float(-rng.random()),
+            "platform": ["x", None, "reddit"][i % 3],
+        }
+        for i in range(200)
+    ]
+    one = Evidence()
+    for d in docs:
+        one.add(d)
+    bulk = Evidence()
+    bulk.add_rows(
+        [
+            (d["id"], d["text"], d["author"], d["author_followers"], d["sentiment"], d["platform"])
+            for d in docs
+        ]
+    )
+    assert one.to_state() == bulk.to_state()
+    assert one.to_json("acme", ["store is fine"]) == bulk.to_json("acme", ["store is fine"])
