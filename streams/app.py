@@ -330,6 +330,20 @@ def create_app(settings: Settings) -> faust.App:
             t0 = time.perf_counter()
             msg = event.message
             p, offset = msg.partition, msg.offset
+            if p in pipe.engines and offset > pipe.offsets.get(p, -1) + 1:
+                # Envelope offsets are consecutive (no transactions, no
+                # compaction), so a gap means another member counted the
+                # envelopes in between: this worker lost the partition for a
+                # generation it never saw (its session expired while it was
+                # busy) and kept an engine that misses them. Rebuild it.
+                log.warning(
+                    "partition %d: envelopes %d..%d were counted elsewhere; restoring",
+                    p,
+                    pipe.offsets.get(p, -1) + 1,
+                    offset - 1,
+                    extra={"partition": p},
+                )
+                pipe.drop(p)
             if p not in pipe.engines:
 
                 async def this_offset(o: int = offset) -> int:
