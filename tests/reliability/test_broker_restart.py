@@ -37,7 +37,7 @@ from tests.reliability.support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 BRANDS = [f"brand{i:02d}" for i in range(12)]
 N = 30_000

@@ -36,7 +36,7 @@ from tests.reliability.support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 FULL = os.environ.get("CRISISWATCH_RELIABILITY_FULL") == "1"
 BRANDS = [f"brand{i:02d}" for i in range(16)]
