@@ -45,6 +45,10 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Longest wait for one broker answer of the idle flush's caught-up check; no
+#: answer in time counts as "not caught up".
+CAUGHT_UP_TIMEOUT_SECONDS = 5.0
+
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
     if not raw:
@@ -81,7 +85,6 @@ class Pipeline:
         self.settings = settings
         self.ingestor = Ingestor(settings, load_scorer(settings.sentiment_model))
         self.engines: dict[int, DetectEngine] = {}
-        self.last_seen: dict[int, float] = {}
         self.counters: dict[str, int] = defaultdict(int)
         self.ops = m.OpsState(settings)
         self.timing = m.DetectTiming(settings.bucket_seconds)
@@ -92,6 +95,8 @@ class Pipeline:
         self.offsets: dict[int, int] = {}
         self.last_checkpoint: dict[int, float] = {}
         self.locks: dict[int, asyncio.Lock] = {}
+        #: Per detect partition: since when (monotonic) every caught-up check said yes.
+        self.quiet_since: dict[int, float] = {}
         #: The batch ingest stage (set by create_app).
         self.ingest: IngestService | None = None
 
@@ -101,7 +106,7 @@ class Pipeline:
             self.skip_through,
             self.offsets,
             self.last_checkpoint,
-            self.last_seen,
+            self.quiet_since,
         ):
             d.pop(partition, None)
 
@@ -326,6 +331,20 @@ def create_app(settings: Settings) -> faust.App:
             t0 = time.perf_counter()
             msg = event.message
             p, offset = msg.partition, msg.offset
+            if p in pipe.engines and offset > pipe.offsets.get(p, -1) + 1:
+                # Envelope offsets are consecutive (no transactions, no
+                # compaction), so a gap means another member counted the
+                # envelopes in between: this worker lost the partition for a
+                # generation it never saw (its session expired while it was
+                # busy) and kept an engine that misses them. Rebuild it.
+                log.warning(
+                    "partition %d: envelopes %d..%d were counted elsewhere; restoring",
+                    p,
+                    pipe.offsets.get(p, -1) + 1,
+                    offset - 1,
+                    extra={"partition": p},
+                )
+                pipe.drop(p)
             if p not in pipe.engines:
 
                 async def this_offset(o: int = offset) -> int:
@@ -335,6 +354,7 @@ def create_app(settings: Settings) -> faust.App:
             if offset <= pipe.skip_through.get(p, -1):
                 continue  # already inside the restored checkpoint
             pipe.offsets[p] = max(pipe.offsets.get(p, -1), offset)
+            pipe.quiet_since.pop(p, None)
             cols = Mentions.from_envelope(msg.value)
             futs: list[Any] = []
             if cols is None:
@@ -352,7 +372,6 @@ def create_app(settings: Settings) -> faust.App:
                 ingest_time = msg.timestamp or wall
                 for b in np.unique(times // width).tolist():
                     pipe.timing.seen(p, b * width, ingest_time)
-                pipe.last_seen[p] = time.monotonic()
                 futs += await count(p, cols)
                 pipe.counters["detect.in"] += n
             if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= settings.checkpoint_seconds:
@@ -367,6 +386,7 @@ def create_app(settings: Settings) -> faust.App:
         # what was already counted is skipped. Partitions that went elsewhere
         # are dropped: the next owner restores them from the checkpoint.
         assigned = args[0] if args else kwargs.get("assigned", ())
+        pipe.quiet_since.clear()
         mine = {tp.partition for tp in assigned if tp.topic == env_topic}
         for p in list(pipe.engines):
             if p in mine:
@@ -393,45 +413,79 @@ def create_app(settings: Settings) -> faust.App:
 
             await ensure_restored(tp.partition, position)
 
-    async def caught_up(partition: int) -> bool:
-        """Nothing left to do on this partition: raw (ingest) and envelopes (detect), where assigned here."""
-        checks: list[bool] = []
-        raw_done = await ingest_service.caught_up(partition)
-        if raw_done is not True:
-            # Raw partition elsewhere, unowned (failover) or unknown (broker
-            # down): more may be coming, so do not close buckets by wall clock.
-            return False
-        consumer = app.consumer
+    async def caught_up(partitions: list[int]) -> set[int]:
+        """The detect partitions with nothing left upstream of them anywhere, per the broker now.
+
+        Raw partition ``p`` fully processed by the ingest group (whoever owns
+        it), then envelope partition ``p`` counted here up to its end offset,
+        asked in that order: an envelope written before the raw commit is
+        below the envelope end read after it. Counted, not fetched: envelopes
+        in Faust's buffer are not in the engine yet.
+        """
+        raw_done = await ingest_service.processed(partitions, CAUGHT_UP_TIMEOUT_SECONDS)
         tps = [
             tp
-            for tp in consumer.assignment()
-            if tp.partition == partition and tp.topic == env_topic
+            for tp in app.consumer.assignment()
+            if tp.topic == env_topic and tp.partition in raw_done
         ]
-        if tps:
-            ends = await consumer.highwaters(*tps)
-            for tp in tps:
-                pos = await consumer.position(tp)
-                end = ends.get(tp)
-                checks.append(pos is not None and end is not None and pos >= end)
-        return bool(checks) and all(checks)
+        if not tps:
+            return set()
+        try:
+            ends = await asyncio.wait_for(app.consumer.highwaters(*tps), CAUGHT_UP_TIMEOUT_SECONDS)
+        except Exception as exc:  # unknown is "not caught up", whatever the client raised
+            log.debug("envelope end offsets unknown: %r", exc)
+            return set()
+        out: set[int] = set()
+        for tp in tps:
+            end = ends.get(tp)
+            if end is not None and pipe.offsets.get(tp.partition, -1) + 1 >= end:
+                out.add(tp.partition)
+        return out
 
     @app.timer(interval=1.0)
     async def close_idle_buckets() -> None:
-        # Processing-time fallback: a partition that has been quiet for a while
-        # and has nothing left to read closes the buckets that ended longer ago
-        # (wall clock) than the allowed lateness, so a feed that stops still
-        # reports its last buckets. The caught-up check keeps a slow replay of
-        # old data (or a stalled ingest) from closing buckets still being filled.
+        # Processing-time fallback, so a feed that stops still reports its last
+        # buckets: a partition that the broker has confirmed caught up
+        # (caught_up) at every check for idle_flush_seconds in a row closes the
+        # buckets that ended longer ago (wall clock) than the allowed lateness.
+        # Closing by wall clock ends a historic replay's event time for good,
+        # so any doubt restarts the wait: a new envelope, a failed or timed-out
+        # check (broker down, leader moving), another worker's ingest behind,
+        # a rebalance. After an outage the producers get the whole wait to
+        # deliver what they held back.
+        if app.rebalancing:
+            pipe.quiet_since.clear()
+            return
+        candidates = [p for p, eng in list(pipe.engines.items()) if eng.buckets]
+        if not candidates:
+            return
+        done = await caught_up(candidates)
         now = time.monotonic()
         horizon = time.time() - settings.allowed_lateness_seconds
         futs: list[Any] = []
-        for p, eng in list(pipe.engines.items()):
-            if now - pipe.last_seen.get(p, now) < settings.idle_flush_seconds or not eng.buckets:
+        for p in candidates:
+            eng = pipe.engines.get(p)
+            if p not in done or eng is None or app.rebalancing:
+                pipe.quiet_since.pop(p, None)
                 continue
-            if not await caught_up(p):
+            quiet = now - pipe.quiet_since.setdefault(p, now)
+            if quiet < settings.idle_flush_seconds:
                 continue
+            before = eng.next_close
             events = eng.advance_to(horizon)
             pipe.timing.closed(p, eng.next_close, events)
+            if eng.next_close != before:
+                log.info(
+                    "partition %d caught up and quiet for %.0f s: buckets closed by wall clock "
+                    "up to %s (%d events)",
+                    p,
+                    quiet,
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(eng.next_close * width))
+                    if eng.next_close is not None
+                    else "-",
+                    len(events),
+                    extra={"partition": p},
+                )
             futs += await publish(events)
         await asyncio.gather(*futs)
 

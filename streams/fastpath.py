@@ -230,21 +230,40 @@ class IngestService(Service):
             out[(tp.topic, tp.partition)] = max(int(end) - int(done), 0)
         return out
 
-    async def caught_up(self, partition: int) -> bool | None:
-        """Whether raw ``partition`` is fully processed here (None: not assigned here)."""
+    async def processed(self, partitions: Sequence[int], timeout: float) -> set[int]:
+        """The raw ``partitions`` whose every record the ingest group has processed, per the broker now.
+
+        Whoever owns a partition (this worker, another one, or nobody during a
+        failover), the group's committed offset moves only after the batch's
+        envelopes are acknowledged, so committed >= end means every record
+        written so far has its envelope in the envelope topic. Both offsets
+        are asked of the broker each time, never taken from cached highwater
+        marks: while the broker is down or a leader is moving those make a
+        partition look finished when it is not. An error or a timeout answers
+        "not processed".
+        """
         cons = self.consumer
-        if cons is None:
-            return None
-        tp = TopicPartition(self.s.topic_raw, partition)
-        if tp not in cons.assignment():
-            return None
-        end = cons.highwater(tp)
-        if end is None:  # nothing fetched yet: ask the broker
-            end = (await cons.end_offsets([tp]))[tp]
-        done = self.committed.get(tp)
-        if done is None:  # nothing processed by this incarnation: its start position
-            done = await cons.position(tp)
-        return done >= end and (self._inflight is None or self._inflight.done())
+        if cons is None or not partitions:
+            return set()
+        tps = [TopicPartition(self.s.topic_raw, p) for p in partitions]
+        try:
+            ends = await asyncio.wait_for(cons.end_offsets(tps), timeout)
+            committed = await asyncio.wait_for(
+                asyncio.gather(*(cons.committed(tp) for tp in tps)), timeout
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.debug("ingest progress of %s unknown: %r", partitions, exc)
+            return set()
+        busy = self._inflight is not None and not self._inflight.done()
+        mine = cons.assignment()
+        out: set[int] = set()
+        for tp, done in zip(tps, committed, strict=True):
+            end = ends.get(tp)
+            if end is None or (busy and tp in mine):
+                continue
+            if (done or 0) >= end:  # None: never committed, fine only for an empty partition
+                out.add(tp.partition)
+        return out
 
     async def drain(self) -> None:
         task, self._inflight = self._inflight, None

@@ -245,14 +245,20 @@ def dead_letters(factory: WorkerFactory, *, idle: float = 4.0) -> list[Any]:
     return factory.consume(factory.topic("deadletter"), idle=idle, timeout=120)
 
 
-def late_dead_letters(factory: WorkerFactory) -> int:
-    """Dead letters of the detect stage whose reason is lateness (valid mentions not counted)."""
-    n = 0
+def dead_letter_reasons(factory: WorkerFactory) -> str:
+    """Dead letters by stage and reason class, e.g. ``detect/late:1298,ingest/future:12`` ('-' if none).
+
+    For the summary line of a scenario that lost mentions: a valid mention
+    that was not counted is usually in the dead-letter topic, and the reason
+    says which rule refused it.
+    """
+    reasons: Counter[str] = Counter()
     for msg in dead_letters(factory):
-        h = {k: bytes(v or b"") for k, v in msg.headers or ()}
-        if h.get("crisiswatch.error", b"").startswith(b"late"):
-            n += 1
-    return n
+        h = {k: bytes(v or b"").decode(errors="replace") for k, v in msg.headers or ()}
+        error = h.get("crisiswatch.error", "")
+        kind = "late" if error.startswith("late") else "future" if "future" in error else "other"
+        reasons[f"{h.get('crisiswatch.stage', '?')}/{kind}"] += 1
+    return ",".join(f"{k}:{n}" for k, n in sorted(reasons.items())) or "-"
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:

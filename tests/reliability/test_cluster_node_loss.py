@@ -27,7 +27,7 @@ from tests.kafka_support import WorkerFactory
 from tests.reliability.support import (
     LocalKafka,
     counted,
-    late_dead_letters,
+    dead_letter_reasons,
     loss,
     send_checked,
     summary,
@@ -35,7 +35,7 @@ from tests.reliability.support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
 BRANDS = [f"brand{i:02d}" for i in range(12)]
 N = 30_000
@@ -106,7 +106,7 @@ def test_cluster_node_loss_mid_stream_loses_nothing(tmp_path: Path) -> None:
             sent=N,
             faults=faults,
             lost=lost,
-            late_deadlettered=late_dead_letters(factory) if lost else 0,
+            deadlettered=dead_letter_reasons(factory) if lost else "-",
             extra=extra,
             counted=sum(got.values()),
             degraded_s=f"{degraded_s:.1f}",

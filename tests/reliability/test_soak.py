@@ -1,7 +1,8 @@
 """Soak: 30 minutes at 50% of the measured maximum throughput (on demand, not in CI).
 
-1. Calibration: a burst of ``CALIBRATION`` mentions is produced as fast as
-   possible; the worker's counting rate over it is the maximum throughput.
+1. Calibration: a burst of ``CALIBRATION`` mentions is written to the raw
+   topic before the worker starts; the worker's counting rate while it
+   drains the backlog (from 5% to 100% of it) is the maximum throughput.
 2. Soak: a live stream (created_at = now) at 50% of that rate for
    ``CRISISWATCH_SOAK_SECONDS`` (default 1800) over 200 brands. Every 10 s the
    worker's RSS (``/proc/<pid>/status``) and its lag (records acknowledged by
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,8 +36,8 @@ import pytest
 from kafka import KafkaProducer
 
 from streams.synth import NEGATIVE, NEUTRAL, POSITIVE
-from tests.kafka_support import Worker, WorkerFactory
-from tests.reliability.support import counted, loss, summary, wait_counts, wait_until
+from tests.kafka_support import PROJECT, Worker, WorkerFactory
+from tests.reliability.support import counted, loss, summary, wait_counts
 
 SOAK = os.environ.get("CRISISWATCH_SOAK") == "1"
 pytestmark = [
@@ -111,22 +114,41 @@ def paced(stream: Stream, rate: float, seconds: float, stop: threading.Event) ->
 
 @pytest.mark.timeout(int(SECONDS) + 900)
 def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
-    w: Worker = workers.start()
+    # 1. Calibration: the burst is in the topic before the worker starts, so
+    # the worker drains a backlog at its own pace. (Produced while the worker
+    # ran, the burst measured the producer, and a /stats poll that waited on
+    # the busy worker once put the "maximum" at 358/s.)
+    subprocess.run(
+        [sys.executable, "-m", "streams", "topics"],
+        env=workers.env(),
+        cwd=PROJECT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     stream = Stream(workers.bootstrap, workers.topic("raw"))
-
-    # 1. Calibration burst.
-    t0 = time.monotonic()
     stream.send(CALIBRATION)
     stream.prod.flush()
-    first = None
-    assert wait_until(lambda: counted(w) >= 1000, 120, 0.2)
-    first = (time.monotonic(), counted(w))
-    assert wait_until(lambda: counted(w) >= CALIBRATION, 600, 0.2), w.log_text()[-3000:]
-    t_end = time.monotonic()
-    max_rate = (CALIBRATION - first[1]) / max(t_end - first[0], 1e-6)
+    w: Worker = workers.start()
+    t0 = time.monotonic()
+    # (time, count) pairs from one poll each; the rate is taken from 5% to
+    # 100% of the burst, so start-up (numba cache load, group join) is left out.
+    marks: list[tuple[float, int]] = []
+    deadline = t0 + 600
+    while time.monotonic() < deadline:
+        n = counted(w)
+        marks.append((time.monotonic(), n))
+        if n >= CALIBRATION:
+            break
+        time.sleep(0.2)
+    assert marks[-1][1] >= CALIBRATION, w.log_text()[-3000:]
+    t_a, n_a = next(m for m in marks if m[1] >= 0.05 * CALIBRATION)
+    t_end, n_end = marks[-1]
+    max_rate = (n_end - n_a) / max(t_end - t_a, 1e-6)
     rate = float(os.environ.get("CRISISWATCH_SOAK_RATE", 0)) or 0.5 * max_rate
     print(
-        f"calibration: {CALIBRATION} in {t_end - t0:.1f}s, max {max_rate:.0f}/s, soak {rate:.0f}/s"
+        f"calibration: {CALIBRATION} drained in {t_end - t0:.1f}s, "
+        f"max {max_rate:.0f}/s, soak {rate:.0f}/s"
     )
 
     # 2. Soak.
