@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from aiokafka.partitioner import murmur2
 from mode import Service
 
 from . import metrics as m
+from .columns import encode_brands
 from .ingest import DeadLetter, RawRecord
 from .recovery import aiokafka_config, envelope_topic
 from .settings import Settings
@@ -98,7 +99,7 @@ async def send_batched(
     producer: AIOKafkaProducer,
     topic: str,
     partition: int,
-    records: Sequence[tuple[bytes | None, bytes]],
+    records: Iterable[tuple[bytes | None, bytes]],
     timestamp_ms: int | None = None,
 ) -> list[asyncio.Future[Any]]:
     """Write records to one partition with the producer's batch builder.
@@ -322,27 +323,32 @@ class IngestService(Service):
             scores = await asyncio.to_thread(ing.score_batch, ib)
             assert scores is not None
             ib.apply(scores, ing.scorer.name)
-        cols = ib.mentions()
         scored = ib.scored_values()
 
         await self._producer_metadata()
         p_scored = self._partitioner(s.topic_scored)
         p_env = self._partitioner(self.envelope_topic)
-        keys = [b.encode() for b in cols.brands]
-        part_scored = np.fromiter(map(p_scored, keys), dtype=np.int64, count=len(keys))[cols.bcode]
-        part_env = np.fromiter(map(p_env, keys), dtype=np.int64, count=len(keys))[cols.bcode]
+        # Keys and partitions per distinct brand, then per row by index.
+        brands, bcode = encode_brands([r.brand for r in ib.rows])
+        keys = [b.encode() for b in brands]
+        part_scored = np.fromiter(map(p_scored, keys), dtype=np.int64, count=len(keys))[bcode]
+        part_env = np.fromiter(map(p_env, keys), dtype=np.int64, count=len(keys))[bcode]
+        row_keys = [keys[c] for c in bcode.tolist()]
 
         # Previous batch delivered and committed first: commits stay in order.
         await self.drain()
         futs: list[Awaitable[Any]] = []
         for p, rows in _by_partition(part_scored):
-            codes = cols.bcode[rows].tolist()
-            recs = [(keys[c], scored[k]) for k, c in zip(rows.tolist(), codes, strict=True)]
+            if len(rows) == len(scored):
+                recs = zip(row_keys, scored, strict=True)
+            else:
+                rl = rows.tolist()
+                recs = zip([row_keys[k] for k in rl], [scored[k] for k in rl], strict=True)
             futs += await send_batched(self.producer, s.topic_scored, p, recs)
         now_ms = int(time.time() * 1000)
         n_env = 0
         for p, rows in _by_partition(part_env):
-            part = cols if len(rows) == len(cols) else cols.take(rows)
+            part = ib.mentions(None if len(rows) == len(ib) else rows)
             envs: list[tuple[bytes | None, bytes]] = [
                 (None, v) for v in part.split(ENVELOPE_MAX_BYTES)
             ]
@@ -360,7 +366,7 @@ class IngestService(Service):
                     )
                 )
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
-        n, n_ok = len(records), len(cols)
+        n, n_ok = len(records), len(ib)
 
         async def finish() -> None:
             await asyncio.gather(*futs)
@@ -381,7 +387,7 @@ class IngestService(Service):
         m.RECORDS_PROCESSED.labels("ingest", "scored").inc(n_ok)
         m.RECORDS_PRODUCED.labels(s.topic_scored).inc(n_ok)
         m.RECORDS_PRODUCED.labels(self.envelope_topic).inc(n_env)
-        m.observe_many(m.EVENT_TO_PROCESSED.labels("ingest"), time.time() - cols.event_time)
+        m.observe_many(m.EVENT_TO_PROCESSED.labels("ingest"), time.time() - ib.event_time)
 
     async def _producer_metadata(self) -> None:
         assert self.producer is not None

@@ -182,8 +182,17 @@ class IngestBatch:
         self.label[self.pending] = scores.labels
         self.model = model
 
-    def mentions(self) -> Mentions:
-        rows = self.rows
+    def mentions(self, rows_of: npt.NDArray[np.intp] | None = None) -> Mentions:
+        """The batch (or its rows ``rows_of``, in that order) as columns for the detect stage."""
+        if rows_of is None:
+            rows, times, sent, label = self.rows, self.event_time, self.sentiment, self.label
+        else:
+            rows = [self.rows[k] for k in rows_of.tolist()]
+            times, sent, label = (
+                self.event_time[rows_of],
+                self.sentiment[rows_of],
+                self.label[rows_of],
+            )
         brands, bcode = encode_brands([r.brand for r in rows])
         followers = [r.author_followers for r in rows]
         if max(filter(None, followers), default=0) > MAX_REACH:
@@ -192,9 +201,9 @@ class IngestBatch:
             brands,
             bcode,
             [r.id for r in rows],
-            self.event_time,
-            self.sentiment,
-            self.label,
+            times,
+            sent,
+            label,
             [r.created_at for r in rows],
             [r.text for r in rows],
             [r.author for r in rows],
