@@ -76,7 +76,7 @@ def kernel_throughput(points: int, repeats: int) -> dict[str, tuple[float, float
         "seasonal": lambda: kernels.seasonal(z, slots, DAY_SLOTS, 3.0, 0.01, 0.01, o1),
         "tail_calibrate": lambda: kernels.tail_calibrate(q, 1.125, 1e-3, 0.05, 1.0, 1e-4, o1),
         "volume (full detector, sparse)": lambda: volume_series(
-            x, slots, np.zeros((1, DAY_SLOTS)), v.fresh_state(1), v._table, v._cfg, True, o1
+            x, slots, np.zeros((DAY_SLOTS, 1)), v.fresh_state(1), v._cfg, True, o1
         ),
     }
     out = {}
@@ -103,7 +103,7 @@ def bucket_update(brands: int, repeats: int) -> dict[str, tuple[float, float]]:
     res = np.zeros(brands)
 
     def vol_serial() -> None:
-        volume_update(s.count, 5, vol.profile, vol.state, vol._table, vol._cfg, False, res)
+        volume_update(s.count, 5, vol.profile, vol.state, vol._cfg, res)
 
     wall, cpu = _median_times(vol_serial, repeats)
     out["volume, 1 thread"] = (1e3 * wall, 1e3 * cpu)
