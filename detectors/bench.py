@@ -40,7 +40,7 @@ from .base import BucketStats
 from .combined import CrisisDetector
 from .negative_share import NegativeShareDetector
 from .sentiment import SentimentShiftDetector
-from .volume import DAY_SLOTS, VolumeDetector, volume_series, volume_update
+from .volume import DAY_SLOTS, VolumeDetector, log_table, volume_series, volume_update
 
 BEGIN, END = "<!-- BEGIN detectors -->", "<!-- END detectors -->"
 
@@ -76,7 +76,14 @@ def kernel_throughput(points: int, repeats: int) -> dict[str, tuple[float, float
         "seasonal": lambda: kernels.seasonal(z, slots, DAY_SLOTS, 3.0, 0.01, 0.01, o1),
         "tail_calibrate": lambda: kernels.tail_calibrate(q, 1.125, 1e-3, 0.05, 1.0, 1e-4, o1),
         "volume (full detector, sparse)": lambda: volume_series(
-            x, slots, np.zeros((DAY_SLOTS, 1)), v.fresh_state(1), v._cfg, True, o1
+            x,
+            slots,
+            np.zeros((DAY_SLOTS, 1)),
+            v.fresh_state(1),
+            log_table(v.offset),
+            v._cfg,
+            True,
+            o1,
         ),
     }
     out = {}

@@ -105,6 +105,7 @@ State: 22 float64 per brand plus the 24-slot profile (368 bytes).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -120,6 +121,8 @@ from .kernels import SURPRISE_HALF, IntArray, surprise_score, tail_step
 DAY_SLOTS = 24
 #: Partitions with at least this many brands are updated on all numba threads.
 PARALLEL_MIN_BRANDS = 20_000
+#: ``log(k + offset)`` is tabulated for integer counts ``k`` below this (series loop).
+LOG_TABLE_SIZE = 4096
 #: Version of the state layout written by ``to_state`` (checked by ``from_state``).
 STATE_LAYOUT = 2
 
@@ -198,6 +201,35 @@ _N_CONFIG = 27
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def log_count(x: float, offset: float) -> float:
+    """``log(max(x, 0) + offset)`` of a count ``x`` (not NaN)."""
+    return fast_log(max(x, 0.0) + offset)
+
+
+@functools.lru_cache(maxsize=8)
+def log_table(offset: float) -> FloatArray:
+    """:func:`log_count` of the counts 0 .. ``LOG_TABLE_SIZE - 1``, for the series loop.
+
+    Values of the same function, so a count looked up and a count computed
+    agree bit for bit. (The many-brand loops compute: a lookup in a table
+    passed as an argument keeps LLVM from vectorising, since it cannot
+    rule out that the table aliases the state.)
+    """
+    t = np.array([log_count(float(k), offset) for k in range(LOG_TABLE_SIZE)])
+    t.setflags(write=False)
+    return t
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _log_count_lookup(x: float, table: FloatArray, offset: float) -> float:
+    # Counts are small integers almost always: a table lookup replaces the log.
+    k = int(min(max(x, 0.0), LOG_TABLE_SIZE - 1.0))
+    if k == x:
+        return table[k]
+    return log_count(x, offset)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def fisher_digits(d_sum: float, c1: float, c2: float) -> float:
     """Digits of the Fisher combination of scales whose digits sum to ``d_sum``.
 
@@ -212,7 +244,7 @@ def fisher_digits(d_sum: float, c1: float, c2: float) -> float:
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def baseline_step(
-    x: float,
+    y: float,
     level: float,
     pmean: float,
     age: float,
@@ -227,17 +259,16 @@ def baseline_step(
 ) -> tuple[
     float, float, float, float, float, float, float, float, float, float, float, float, float
 ]:
-    """Steps 1-2 for one brand and bucket: the evidence ``q_k`` and the updated baseline.
+    """Steps 1-2 for one brand and bucket of ``y = log(count + offset)``: the evidence and baseline.
 
     State: ``level``, ``pmean`` (profile mean), ``age`` (observed buckets),
     ``pslot`` (this hour's profile entry), the smoothed residuals ``m0..m2``
     and their scales ``s0..s2``. Returns ``(q0, q1, q2, level, pmean, age,
     pslot, m0, m1, m2, s0, s1, s2)``; the ``q_k`` use the state from before
     this bucket (causal). Scalars only and no branch that a select cannot
-    replace. ``x`` must not be NaN (the callers handle gaps).
+    replace. ``y`` comes from :func:`log_count` (the callers handle gaps).
     """
     offset = cfg[_C_OFFSET]
-    y = fast_log(max(x, 0.0) + offset)
     if age == 0.0:
         level = y
     expected = level + pslot - pmean
@@ -404,8 +435,9 @@ def baseline_block(
         pslot0 = profile[slot, i]
         m00, m10, m20 = state[_S_M0, i], state[_S_M1, i], state[_S_M2, i]
         s00, s10, s20 = state[_S_SC0, i], state[_S_SC1, i], state[_S_SC2, i]
+        y = log_count(x if ok else 0.0, cfg[_C_OFFSET])
         q0, q1, q2, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2 = baseline_step(
-            x if ok else 0.0, level0, pmean0, age0, pslot0, m00, m10, m20, s00, s10, s20, cfg
+            y, level0, pmean0, age0, pslot0, m00, m10, m20, s00, s10, s20, cfg
         )
         state[_S_LEVEL, i] = level if ok else level0
         state[_S_PMEAN, i] = pmean if ok else pmean0
@@ -556,6 +588,7 @@ def volume_series(
     slots: IntArray,
     profile: FloatArray,
     state: FloatArray,
+    table: FloatArray,
     cfg: Config,
     sparse: bool,
     out: FloatArray,
@@ -577,6 +610,7 @@ def volume_series(
     warmup = cfg[_C_WARMUP]
     low, drop, refractory, rearm = cfg[_C_LOW], cfg[_C_DROP], cfg[_C_REFRACTORY], cfg[_C_REARM]
     f1, f2, d_skip = cfg[_C_FISHER1], cfg[_C_FISHER2], cfg[_C_D_SKIP]
+    offset = cfg[_C_OFFSET]
     # The current slot's profile entry lives in a register while the hour
     # lasts (12 buckets at 5 minutes), not in a store/load round trip.
     cur = slots[0] if x.shape[0] else 0
@@ -591,8 +625,9 @@ def volume_series(
             profile[cur, 0] = pslot
             cur, pslot = s, profile[s, 0]
         young = age < warmup
+        y = _log_count_lookup(xt, table, offset)
         q0, q1, q2, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2 = baseline_step(
-            xt, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2, cfg
+            y, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2, cfg
         )
         d_sum, r0, r1, r2, du0, du1, du2, me0, me1, me2 = calibration_sum(
             q0, q1, q2, r0, r1, r2, du0, du1, du2, me0, me1, me2, cfg
@@ -868,6 +903,7 @@ class VolumeDetector(Detector):
             slots,
             np.zeros((DAY_SLOTS, 1)),
             self.fresh_state(1),
+            log_table(self.offset),
             self._cfg,
             self.sparse,
             out,
