@@ -365,6 +365,21 @@ def tail_step(
     """
     if q != q:
         return 0.0, rate, digits_u, mean_excess
+    return tail_step_finite(rate, digits_u, mean_excess, q, q_u, a, d_keep, rate_min)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def tail_step_finite(
+    rate: float,
+    digits_u: float,
+    mean_excess: float,
+    q: float,
+    q_u: float,
+    a: float,
+    d_keep: float,
+    rate_min: float,
+) -> tuple[float, float, float, float]:
+    """:func:`tail_step` for a ``q`` known not to be NaN (a series loop skips gaps itself)."""
     if q > q_u:
         excess = q - q_u
         digits = digits_u + excess / mean_excess * _LOG10E

@@ -115,7 +115,7 @@ import numpy as np
 
 from .base import BucketStats, Detector, FloatArray, grow, register
 from .fastmath import fast_exp, fast_log, fast_log10
-from .kernels import SURPRISE_HALF, IntArray, surprise_score, tail_step
+from .kernels import SURPRISE_HALF, IntArray, surprise_score, tail_step, tail_step_finite
 
 #: Profile slots per day (hour of day).
 DAY_SLOTS = 24
@@ -222,11 +222,18 @@ def log_table(offset: float) -> FloatArray:
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _log_count_lookup(x: float, table: FloatArray, offset: float) -> float:
-    # Counts are small integers almost always: a table lookup replaces the log.
-    k = int(min(max(x, 0.0), LOG_TABLE_SIZE - 1.0))
+    # Counts are small integers almost always: a table lookup replaces the log
+    # (unsigned index: never negative, so numba adds no wrap-around code).
+    k = np.uint64(min(max(x, 0.0), LOG_TABLE_SIZE - 1.0))
     if k == x:
         return table[k]
     return log_count(x, offset)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def expected_big(level: float, pslot: float, pmean: float, offset: float) -> float:
+    """``mu + offset`` for the baseline's expected count ``mu`` (floored at ``_MU_FLOOR``)."""
+    return max(fast_exp(level + pslot - pmean), offset + _MU_FLOOR)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
@@ -255,6 +262,7 @@ def baseline_step(
     s0: float,
     s1: float,
     s2: float,
+    big: float,
     cfg: Config,
 ) -> tuple[
     float, float, float, float, float, float, float, float, float, float, float, float, float
@@ -266,11 +274,15 @@ def baseline_step(
     and their scales ``s0..s2``. Returns ``(q0, q1, q2, level, pmean, age,
     pslot, m0, m1, m2, s0, s1, s2)``; the ``q_k`` use the state from before
     this bucket (causal). Scalars only and no branch that a select cannot
-    replace. ``y`` comes from :func:`log_count` (the callers handle gaps).
+    replace. ``y`` comes from :func:`log_count` (the callers handle gaps);
+    ``big`` is :func:`expected_big` of the state, computed by the caller so
+    that a series loop can compute it a bucket ahead, off the critical path
+    (ignored for a brand's first bucket).
     """
     offset = cfg[_C_OFFSET]
     if age == 0.0:
         level = y
+        big = expected_big(level, pslot, pmean, offset)
     expected = level + pslot - pmean
     e = y - expected
     m0 += cfg[_C_ALPHA0] * (e - m0)
@@ -281,7 +293,6 @@ def baseline_step(
     # pvar_k * mu / (mu + offset)^2 (robust scale plus the Poisson variance
     # of the expected count mu; big = mu + offset), multiplied through by
     # big^2 so no division feeds another.
-    big = max(fast_exp(expected), offset + _MU_FLOOR)
     big2 = big * big
     mu = big - offset
     p0, p1, p2 = max(m0, 0.0), max(m1, 0.0), max(m2, 0.0)
@@ -340,6 +351,30 @@ def calibration_sum(
     d0, r0, du0, me0 = tail_step(r0, du0, me0, q0, q_u, a_cal, d_keep, rate_min)
     d1, r1, du1, me1 = tail_step(r1, du1, me1, q1, q_u, a_cal, d_keep, rate_min)
     d2, r2, du2, me2 = tail_step(r2, du2, me2, q2, q_u, a_cal, d_keep, rate_min)
+    return d0 + cfg[_C_W1] * d1 + cfg[_C_W2] * d2, r0, r1, r2, du0, du1, du2, me0, me1, me2
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def calibration_sum_finite(
+    q0: float,
+    q1: float,
+    q2: float,
+    r0: float,
+    r1: float,
+    r2: float,
+    du0: float,
+    du1: float,
+    du2: float,
+    me0: float,
+    me1: float,
+    me2: float,
+    cfg: Config,
+) -> tuple[float, float, float, float, float, float, float, float, float, float]:
+    """:func:`calibration_sum` for evidence known not to be NaN (the series loop skips gaps)."""
+    q_u, a_cal, d_keep, rate_min = cfg[_C_Q_U], cfg[_C_A_CAL], cfg[_C_D_KEEP], cfg[_C_RATE_MIN]
+    d0, r0, du0, me0 = tail_step_finite(r0, du0, me0, q0, q_u, a_cal, d_keep, rate_min)
+    d1, r1, du1, me1 = tail_step_finite(r1, du1, me1, q1, q_u, a_cal, d_keep, rate_min)
+    d2, r2, du2, me2 = tail_step_finite(r2, du2, me2, q2, q_u, a_cal, d_keep, rate_min)
     return d0 + cfg[_C_W1] * d1 + cfg[_C_W2] * d2, r0, r1, r2, du0, du1, du2, me0, me1, me2
 
 
@@ -436,8 +471,9 @@ def baseline_block(
         m00, m10, m20 = state[_S_M0, i], state[_S_M1, i], state[_S_M2, i]
         s00, s10, s20 = state[_S_SC0, i], state[_S_SC1, i], state[_S_SC2, i]
         y = log_count(x if ok else 0.0, cfg[_C_OFFSET])
+        big = expected_big(level0, pslot0, pmean0, cfg[_C_OFFSET])
         q0, q1, q2, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2 = baseline_step(
-            y, level0, pmean0, age0, pslot0, m00, m10, m20, s00, s10, s20, cfg
+            y, level0, pmean0, age0, pslot0, m00, m10, m20, s00, s10, s20, big, cfg
         )
         state[_S_LEVEL, i] = level if ok else level0
         state[_S_PMEAN, i] = pmean if ok else pmean0
@@ -615,6 +651,10 @@ def volume_series(
     # lasts (12 buckets at 5 minutes), not in a store/load round trip.
     cur = slots[0] if x.shape[0] else 0
     pslot = profile[cur, 0]
+    # The expected count for the next bucket is computed at the end of this
+    # one (same slot; recomputed on a slot change), so the exp overlaps with
+    # the rest of the bucket instead of delaying it. Same value either way.
+    big = expected_big(level, pslot, pmean, offset)
     for t in range(x.shape[0]):
         xt = x[t]
         if xt != xt:
@@ -624,12 +664,14 @@ def volume_series(
         if s != cur:
             profile[cur, 0] = pslot
             cur, pslot = s, profile[s, 0]
+            big = expected_big(level, pslot, pmean, offset)
         young = age < warmup
         y = _log_count_lookup(xt, table, offset)
         q0, q1, q2, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2 = baseline_step(
-            y, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2, cfg
+            y, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2, big, cfg
         )
-        d_sum, r0, r1, r2, du0, du1, du2, me0, me1, me2 = calibration_sum(
+        big = expected_big(level, pslot, pmean, offset)
+        d_sum, r0, r1, r2, du0, du1, du2, me0, me1, me2 = calibration_sum_finite(
             q0, q1, q2, r0, r1, r2, du0, du1, du2, me0, me1, me2, cfg
         )
         if young:
