@@ -117,11 +117,20 @@ def _crisis_block(
         )  # fmt: skip
         out_neg[i] = surprise_score(gauss_surprise_fast(z), SURPRISE_HALF)
     s_alpha, k, min_sd, prior_sd, s_min, method, forget = s_par
-    for i in range(ustart, ustop):
-        out_sent[i], _ = sentiment_step(
-            scored[i], sentiment_sum[i], s_state, i,
-            s_alpha, k, min_sd, prior_sd, s_min, method, forget,
-        )  # fmt: skip
+    # One loop per method, each with the method a constant: a loop that tests
+    # it per brand is not vectorised.
+    if method == 0:
+        for i in range(ustart, ustop):
+            out_sent[i], _ = sentiment_step(
+                scored[i], sentiment_sum[i], s_state, i,
+                s_alpha, k, min_sd, prior_sd, s_min, 0, forget,
+            )  # fmt: skip
+    else:
+        for i in range(ustart, ustop):
+            out_sent[i], _ = sentiment_step(
+                scored[i], sentiment_sum[i], s_state, i,
+                s_alpha, k, min_sd, prior_sd, s_min, 1, forget,
+            )  # fmt: skip
     for i in range(ustart, ustop):
         out[i] = max(out_vol[i], out_neg[i], out_sent[i])
 

@@ -52,10 +52,11 @@ def signed_root_deviance(k: float, n: float, p: float) -> float:
     """
     k = min(max(k, 0.0), n)
     mu = n * p
-    rest = n - k
+    rest, nmu = n - k, n - mu
+    inv = 1.0 / (mu * nmu)  # one division for both ratios
     # x log(x / m) is 0 at x = 0: log(1) stands in for the undefined log(0).
-    d = k * fast_log(k / mu if k > 0.0 else 1.0)
-    d += rest * fast_log(rest / (n - mu) if rest > 0.0 else 1.0)
+    d = k * fast_log(k * nmu * inv if k > 0.0 else 1.0)
+    d += rest * fast_log(rest * mu * inv if rest > 0.0 else 1.0)
     r = math.sqrt(max(2.0 * d, 0.0))
     return r if k >= mu else -r
 
@@ -87,12 +88,13 @@ def negshare_z_step(
     p0 = (p_base * weight + prior * prior_weight) / (weight + prior_weight)
     p0 = min(max(p0, 0.01), 0.99)
     z = signed_root_deviance(kk - 0.5, nn, p0)
-    share = kk / nn
-    cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) / nn)
+    inv_n = 1.0 / nn  # divisions are what a vectorised loop pays for: one, shared
+    share = kk * inv_n
+    cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) * inv_n)
     share = min(share, cap)
     # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
     # up to a full alpha step at 30 mentions.
-    a = alpha * min(1.0, nn / 30.0)
+    a = alpha * min(1.0, nn * (1.0 / 30.0))
     p_new = share if weight == 0.0 else (1.0 - a) * p_base + a * share
     if not ok:
         return math.nan, p_base, weight, buckets

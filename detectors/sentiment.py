@@ -78,11 +78,14 @@ def sentiment_step(
     """
     ok = n > 0.0 and total == total
     nn = n if ok else 1.0
-    m = total / nn if ok else 0.0
+    inv_n = 1.0 / nn  # divisions are what a vectorised loop pays for: one, shared
+    m = total * inv_n if ok else 0.0
     base, var1, buckets = state[0, i], state[1, i], state[2, i]
-    a0, a1, a2, a3 = state[3, i], state[4, i], state[5, i], state[6, i]
+    a0, a1 = state[3, i], state[4, i]
+    # Rows 5-6 are Page-Hinkley's only: CUSUM does not stream them through memory.
+    a2, a3 = (state[5, i], state[6, i]) if method != 0 else (0.0, 0.0)
     first = buckets == 0.0
-    se = math.sqrt(var1 / nn + min_sd * min_sd)
+    se = math.sqrt(var1 * inv_n + min_sd * min_sd)
     z = (m - base) / se if not first else 0.0
     if method == 0:
         n0, n1 = cusum_step(a0, a1, z, k)
@@ -95,7 +98,7 @@ def sentiment_step(
     if not buckets >= min_buckets:
         score = 0.0
     # Learn after scoring, clipped and count-weighted.
-    a = alpha * min(1.0, nn / 30.0)
+    a = alpha * min(1.0, nn * (1.0 / 30.0))
     zc = min(max(z, -3.0), 3.0)
     base1 = base + a * zc * se
     d2 = nn * (zc * se) * (zc * se)
@@ -108,8 +111,9 @@ def sentiment_step(
     state[2, i] = buckets + 1.0 if ok else buckets
     state[3, i] = n0 if live else a0
     state[4, i] = n1 if live else a1
-    state[5, i] = n2 if live else a2
-    state[6, i] = n3 if live else a3
+    if method != 0:
+        state[5, i] = n2 if live else a2
+        state[6, i] = n3 if live else a3
     if live:
         return score, z
     return 0.0, math.nan
