@@ -22,14 +22,15 @@ mentions in a bucket keeps a volume observation (0 mentions) and no
 negativity or sentiment evidence.
 
 Speed: one numba kernel runs all three signals' step functions (the same
-arithmetic as the single-signal detectors, whose state arrays it updates in
-place), the maximum and the driver bits, block by block (``BLOCK`` brands:
-one loop per signal inside a block, so few values are live around each
-``log``/``exp`` call and the block's data stay in cache). The negative-share z is put on
-the surprise scale by :func:`~detectors.kernels.gauss_surprise_fast`
-(one-sided: fewer negatives than expected is no evidence, score 0). From
-``PARALLEL_MIN_BRANDS`` brands the loop runs on numba's threads; results
-are identical (brands are independent).
+arithmetic as the single-signal detectors, whose struct-of-arrays state it
+updates in place) and the maximum, block by block (``BLOCK`` brands: one
+branch-free loop per signal inside a block, each vectorised by LLVM, over
+data that stay in cache). Drivers are computed from ``last_scores`` only
+when asked for. The negative-share z is put on the surprise scale by
+:func:`~detectors.kernels.gauss_surprise_fast` (one-sided: fewer negatives
+than expected is no evidence, score 0). From ``PARALLEL_MIN_BRANDS`` brands
+(``threading="auto"``) the blocks run on numba's threads; results are
+identical (brands are independent).
 
 >>> import numpy as np
 >>> det = CrisisDetector(volume={"bucket_seconds": 3600, "warmup_hours": 24})

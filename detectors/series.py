@@ -17,7 +17,7 @@ loses windows in steps while lowering it adds false alarms gradually. A
 score ``>= t`` means a surge whose peak had a combined, calibrated tail
 probability below ``10 ** -(3 * t / (1 - t))`` (4.2 digits at 0.585)
 against the brand's own recent tails; on the NAB series that is about one
-alarm per five days.
+alarm per 5.5 days.
 
 >>> import numpy as np
 >>> ts = [f"2015-03-01 {h:02d}:00:00" for h in range(24)]

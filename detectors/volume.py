@@ -120,7 +120,10 @@ from .kernels import SURPRISE_HALF, IntArray, surprise_score, tail_step, tail_st
 #: Profile slots per day (hour of day).
 DAY_SLOTS = 24
 #: Partitions with at least this many brands are updated on all numba threads.
-PARALLEL_MIN_BRANDS = 20_000
+#: High on purpose: one thread updates 100,000 brands in a few milliseconds,
+#: and on a small shared machine (2 cores, the other busy) threads cost more
+#: CPU and more wall time than they save (docs/benchmarks.md).
+PARALLEL_MIN_BRANDS = 250_000
 #: ``log(k + offset)`` is tabulated for integer counts ``k`` below this (series loop).
 LOG_TABLE_SIZE = 4096
 #: Version of the state layout written by ``to_state`` (checked by ``from_state``).
