@@ -16,6 +16,10 @@ partition) and scores one event-time bucket of *all* its brands per call:
 - ``to_state()`` / ``from_state(state)``: plain dict of numpy arrays and
   numbers, for checkpoints; a round trip changes no future score.
 
+State is struct-of-arrays with brands on the *last* axis: a vector ``(n,)``
+per field, or a table ``(fields, n)`` whose rows are fields, so one bucket
+update streams each field through memory once.
+
 Detectors are causal: the score for bucket t uses nothing after t.
 """
 
@@ -71,6 +75,8 @@ class Detector(ABC):
     state_fields: ClassVar[tuple[str, ...]]
     #: Names of scalar state attributes shared by all brands (e.g. a clock).
     scalar_fields: ClassVar[tuple[str, ...]] = ()
+    #: Version of the state layout; ``from_state`` refuses states of another version.
+    state_layout: ClassVar[int] = 1
 
     def __init__(self) -> None:
         self.n = 0
@@ -103,9 +109,13 @@ class Detector(ABC):
     def _grow(self, n: int) -> None: ...
 
     def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {f: getattr(self, f)[: self.n].copy() for f in self.state_fields}
+        state: dict[str, Any] = {
+            f: getattr(self, f)[..., : self.n].copy() for f in self.state_fields
+        }
         state["__detector__"] = self.name
         state["__params__"] = dict(self.params)
+        if self.state_layout != 1:
+            state["__layout__"] = self.state_layout
         if self.scalar_fields:
             state["__scalars__"] = {f: getattr(self, f) for f in self.scalar_fields}
         return state
@@ -116,11 +126,24 @@ class Detector(ABC):
             raise ValueError(
                 f"state is for detector {state.get('__detector__')!r}, not {cls.name!r}"
             )
+        layout = state.get("__layout__", 1)
+        if layout != cls.state_layout:
+            raise ValueError(
+                f"{cls.name} state has layout version {layout}, this version reads "
+                f"{cls.state_layout}: it was written by another version of the detector; "
+                "start from an empty state"
+            )
         det = cls(**state["__params__"])
-        n = len(state[cls.state_fields[0]])
+        n = np.shape(state[cls.state_fields[0]])[-1]
         det.ensure_rows(n)
         for f in cls.state_fields:
-            getattr(det, f)[:n] = state[f]
+            target = getattr(det, f)
+            if np.shape(state[f])[:-1] != target.shape[:-1]:
+                raise ValueError(
+                    f"{cls.name} state field {f!r} has shape {np.shape(state[f])}, "
+                    f"expected {(*target.shape[:-1], n)}"
+                )
+            target[..., :n] = state[f]
         for f, v in state.get("__scalars__", {}).items():
             if f not in cls.scalar_fields:
                 raise ValueError(f"unknown scalar state {f!r} for detector {cls.name!r}")
@@ -150,13 +173,14 @@ def make_detector(name: str, **params: Any) -> Detector:
 
 
 def grow(a: FloatArray, n: int, fill: float) -> FloatArray:
-    """Return ``a`` with capacity >= n rows (amortised doubling), new rows = fill.
+    """Return ``a`` with capacity >= n brands (amortised doubling), new brands = fill.
 
-    Works for per-brand vectors (n,) and per-brand tables (n, k).
+    Brands are the last axis: per-brand vectors (n,) and field tables (k, n).
     """
-    if len(a) >= n:
+    have = a.shape[-1]
+    if have >= n:
         return a
-    cap = max(n, 2 * len(a), 16)
-    out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)
-    out[: len(a)] = a
+    cap = max(n, 2 * have, 16)
+    out = np.full((*a.shape[:-1], cap), fill, dtype=a.dtype)
+    out[..., :have] = a
     return out

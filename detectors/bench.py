@@ -3,7 +3,9 @@
 Measures (median of ``repeats`` timed runs, after one warm-up run that
 triggers compilation or loads the numba cache):
 
-- kernel throughput in points/s on one thread over ``points`` values;
+- kernel throughput in points/s on one thread over ``points`` values (the
+  volume detector both as one long series and as bucket updates of 1,024
+  brands, each brand-bucket a point);
 - one bucket update for ``brands`` brands (``VolumeDetector`` and the
   combined ``CrisisDetector``), on warmed-up state, on one thread and on
   numba's threads;
@@ -40,9 +42,11 @@ from .base import BucketStats
 from .combined import CrisisDetector
 from .negative_share import NegativeShareDetector
 from .sentiment import SentimentShiftDetector
-from .volume import DAY_SLOTS, VolumeDetector, volume_series, volume_update
+from .volume import DAY_SLOTS, VolumeDetector, log_table, volume_series, volume_update
 
 BEGIN, END = "<!-- BEGIN detectors -->", "<!-- END detectors -->"
+#: Brands of the many-brand volume kernel's throughput case.
+MANY = 1024
 
 
 def _median_times(
@@ -68,6 +72,17 @@ def kernel_throughput(points: int, repeats: int) -> dict[str, tuple[float, float
     slots = ((np.arange(points) * 300 % 86400) // 3600).astype(np.int64)
     o1, o2 = np.empty(points), np.empty(points)
     v = VolumeDetector()
+    # The many-brand kernel over the same number of points: MANY brands (its
+    # state stays in cache) times points / MANY buckets, dense.
+    many = VolumeDetector(sparse=False)
+    many.ensure_rows(MANY)
+    xm = x[: (points // MANY) * MANY].reshape(-1, MANY)
+    om = np.empty(MANY)
+
+    def volume_many() -> None:
+        for t in range(xm.shape[0]):
+            volume_update(xm[t], (t // 12) % DAY_SLOTS, many.profile, many.state, many._cfg, om)
+
     cases: dict[str, Callable[[], object]] = {
         "ewm": lambda: kernels.ewm(z, 0.01, o1, o2),
         "robust": lambda: kernels.robust(z, 0.005, 0.01, 3.0, 1.0, 1e-6, o1, o2),
@@ -75,14 +90,23 @@ def kernel_throughput(points: int, repeats: int) -> dict[str, tuple[float, float
         "page_hinkley": lambda: kernels.page_hinkley(z, 0.5, 0.99, o1),
         "seasonal": lambda: kernels.seasonal(z, slots, DAY_SLOTS, 3.0, 0.01, 0.01, o1),
         "tail_calibrate": lambda: kernels.tail_calibrate(q, 1.125, 1e-3, 0.05, 1.0, 1e-4, o1),
-        "volume (full detector, sparse)": lambda: volume_series(
-            x, slots, np.zeros((1, DAY_SLOTS)), v.fresh_state(1), v._table, v._cfg, True, o1
+        "volume (one series, sparse)": lambda: volume_series(
+            x,
+            slots,
+            np.zeros((DAY_SLOTS, 1)),
+            v.fresh_state(1),
+            log_table(v.offset),
+            v._cfg,
+            True,
+            o1,
         ),
+        f"volume ({MANY:,} brands per bucket update, dense)": volume_many,
     }
     out = {}
     for name, fn in cases.items():
         wall, cpu = _median_times(fn, repeats)
-        out[name] = (points / wall, points / cpu)
+        n = xm.size if fn is volume_many else points
+        out[name] = (n / wall, n / cpu)
     return out
 
 
@@ -103,7 +127,7 @@ def bucket_update(brands: int, repeats: int) -> dict[str, tuple[float, float]]:
     res = np.zeros(brands)
 
     def vol_serial() -> None:
-        volume_update(s.count, 5, vol.profile, vol.state, vol._table, vol._cfg, False, res)
+        volume_update(s.count, 5, vol.profile, vol.state, vol._cfg, res)
 
     wall, cpu = _median_times(vol_serial, repeats)
     out["volume, 1 thread"] = (1e3 * wall, 1e3 * cpu)

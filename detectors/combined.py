@@ -22,14 +22,15 @@ mentions in a bucket keeps a volume observation (0 mentions) and no
 negativity or sentiment evidence.
 
 Speed: one numba kernel runs all three signals' step functions (the same
-arithmetic as the single-signal detectors, whose state arrays it updates in
-place), the maximum and the driver bits, block by block (``BLOCK`` brands:
-one loop per signal inside a block, so few values are live around each
-``log``/``exp`` call and the block's data stay in cache). The negative-share z is put on
-the surprise scale by :func:`~detectors.kernels.gauss_surprise_fast`
-(one-sided: fewer negatives than expected is no evidence, score 0). From
-``PARALLEL_MIN_BRANDS`` brands the loop runs on numba's threads; results
-are identical (brands are independent).
+arithmetic as the single-signal detectors, whose struct-of-arrays state it
+updates in place) and the maximum, block by block (``BLOCK`` brands: one
+branch-free loop per signal inside a block, each vectorised by LLVM, over
+data that stay in cache). Drivers are computed from ``last_scores`` only
+when asked for. The negative-share z is put on the surprise scale by
+:func:`~detectors.kernels.gauss_surprise_fast` (one-sided: fewer negatives
+than expected is no evidence, score 0). From ``PARALLEL_MIN_BRANDS`` brands
+(``threading="auto"``) the blocks run on numba's threads; results are
+identical (brands are independent).
 
 >>> import numpy as np
 >>> det = CrisisDetector(volume={"bucket_seconds": 3600, "warmup_hours": 24})
@@ -53,20 +54,27 @@ from .base import BucketStats, Detector, FloatArray, register
 from .kernels import SURPRISE_HALF, gauss_surprise_fast, surprise_score
 from .negative_share import NegativeShareDetector, negshare_z_step
 from .sentiment import METHODS, SentimentShiftDetector, sentiment_step
-from .volume import PARALLEL_MIN_BRANDS, Config, VolumeDetector, brand_big, brand_step
+from .volume import BLOCK as VOLUME_BLOCK
+from .volume import (
+    N_SCALES,
+    PARALLEL_MIN_BRANDS,
+    Config,
+    VolumeDetector,
+    baseline_block,
+    calibration_block,
+)
 
 SIGNALS = ("volume", "negative_share", "mean_sentiment")
 DRIVER_BITS = {name: 1 << i for i, name in enumerate(SIGNALS)}
-_B_VOL, _B_NEG, _B_SENT = (DRIVER_BITS[s] for s in SIGNALS)
 IntArray = npt.NDArray[np.int64]
 NegParams = tuple[float, float, float, float]
 SentParams = tuple[float, float, float, float, float, int, float]
 
 
-#: Brands per block: each block runs the three signals as separate loops
-#: (few live values per loop, so no register spills around the ``log``/``exp``
-#: calls) over data that stays in cache; threads take whole blocks.
-BLOCK = 2048
+#: Brands per block: each block runs the three signals as separate loops over
+#: data that stays in cache (few memory streams per loop, which the hardware
+#: prefetcher follows); threads take whole blocks.
+BLOCK = VOLUME_BLOCK
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -80,7 +88,6 @@ def _crisis_block(
     slot: int,
     v_profile: FloatArray,
     v_state: FloatArray,
-    v_table: FloatArray,
     v_cfg: Config,
     n_base: FloatArray,
     n_weight: FloatArray,
@@ -88,45 +95,45 @@ def _crisis_block(
     n_par: NegParams,
     s_state: FloatArray,
     s_par: SentParams,
-    driver_threshold: float,
     out: FloatArray,
     out_vol: FloatArray,
     out_neg: FloatArray,
     out_sent: FloatArray,
-    out_drivers: IntArray,
+    qbuf: FloatArray,
 ) -> None:
-    """Brands ``start..stop-1``: volume, negative-share z, sentiment, then max and drivers."""
-    for i in range(start, stop):  # expected counts first (out_vol as scratch)
-        out_vol[i] = brand_big(slot, v_profile, v_state, i, v_cfg)
-    for i in range(start, stop):
-        out_vol[i] = brand_step(
-            count[i], slot, v_profile, v_state, i, v_table, v_cfg, False, out_vol[i]
-        )
+    """Brands ``start..stop-1``: volume, negative-share z, sentiment, then the maximum.
+
+    Each loop is branch-free, so LLVM vectorises it.
+    """
+    baseline_block(start, stop, count, slot, v_profile, v_state, v_cfg, qbuf)
+    calibration_block(start, stop, v_state, v_cfg, qbuf, out_vol)
     a, prior, prior_weight, min_buckets = n_par
-    for i in range(start, stop):
-        out_neg[i], n_base[i], n_weight[i], n_buckets[i] = negshare_z_step(
+    # Unsigned indices: a possibly negative index costs a wrap-around select
+    # on every access, which keeps LLVM from vectorising the loop.
+    ustart, ustop = np.uint64(start), np.uint64(stop)
+    for i in range(ustart, ustop):
+        z, n_base[i], n_weight[i], n_buckets[i] = negshare_z_step(
             scored[i], negative[i], n_base[i], n_weight[i], n_buckets[i],
             a, prior, prior_weight, min_buckets,
         )  # fmt: skip
+        out_neg[i] = surprise_score(gauss_surprise_fast(z), SURPRISE_HALF)
     s_alpha, k, min_sd, prior_sd, s_min, method, forget = s_par
-    for i in range(start, stop):
-        out_sent[i], _ = sentiment_step(
-            scored[i], sentiment_sum[i], s_state, i,
-            s_alpha, k, min_sd, prior_sd, s_min, method, forget,
-        )  # fmt: skip
-    for i in range(start, stop):
-        vol, sent = out_vol[i], out_sent[i]
-        neg = surprise_score(gauss_surprise_fast(out_neg[i]), SURPRISE_HALF)
-        out_neg[i] = neg
-        out[i] = max(vol, neg, sent)
-        drivers = 0
-        if vol >= driver_threshold:
-            drivers |= _B_VOL
-        if neg >= driver_threshold:
-            drivers |= _B_NEG
-        if sent >= driver_threshold:
-            drivers |= _B_SENT
-        out_drivers[i] = drivers
+    # One loop per method, each with the method a constant: a loop that tests
+    # it per brand is not vectorised.
+    if method == 0:
+        for i in range(ustart, ustop):
+            out_sent[i], _ = sentiment_step(
+                scored[i], sentiment_sum[i], s_state, i,
+                s_alpha, k, min_sd, prior_sd, s_min, 0, forget,
+            )  # fmt: skip
+    else:
+        for i in range(ustart, ustop):
+            out_sent[i], _ = sentiment_step(
+                scored[i], sentiment_sum[i], s_state, i,
+                s_alpha, k, min_sd, prior_sd, s_min, 1, forget,
+            )  # fmt: skip
+    for i in range(ustart, ustop):
+        out[i] = max(out_vol[i], out_neg[i], out_sent[i])
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -138,7 +145,6 @@ def crisis_update(
     slot: int,
     v_profile: FloatArray,
     v_state: FloatArray,
-    v_table: FloatArray,
     v_cfg: Config,
     n_base: FloatArray,
     n_weight: FloatArray,
@@ -146,20 +152,19 @@ def crisis_update(
     n_par: NegParams,
     s_state: FloatArray,
     s_par: SentParams,
-    driver_threshold: float,
     out: FloatArray,
     out_vol: FloatArray,
     out_neg: FloatArray,
     out_sent: FloatArray,
-    out_drivers: IntArray,
 ) -> None:
     """All brands of one bucket, all three signals (one thread)."""
     n = count.shape[0]
+    qbuf = np.empty((N_SCALES, BLOCK))
     for start in range(0, n, BLOCK):
         _crisis_block(
             start, min(start + BLOCK, n), count, scored, negative, sentiment_sum, slot,
-            v_profile, v_state, v_table, v_cfg, n_base, n_weight, n_buckets, n_par,
-            s_state, s_par, driver_threshold, out, out_vol, out_neg, out_sent, out_drivers,
+            v_profile, v_state, v_cfg, n_base, n_weight, n_buckets, n_par,
+            s_state, s_par, out, out_vol, out_neg, out_sent, qbuf,
         )  # fmt: skip
 
 
@@ -172,7 +177,6 @@ def crisis_update_parallel(
     slot: int,
     v_profile: FloatArray,
     v_state: FloatArray,
-    v_table: FloatArray,
     v_cfg: Config,
     n_base: FloatArray,
     n_weight: FloatArray,
@@ -180,21 +184,20 @@ def crisis_update_parallel(
     n_par: NegParams,
     s_state: FloatArray,
     s_par: SentParams,
-    driver_threshold: float,
     out: FloatArray,
     out_vol: FloatArray,
     out_neg: FloatArray,
     out_sent: FloatArray,
-    out_drivers: IntArray,
 ) -> None:
     """:func:`crisis_update` with blocks on numba's threads (identical results)."""
     n = count.shape[0]
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
         start = b * BLOCK
+        qbuf = np.empty((N_SCALES, BLOCK))
         _crisis_block(
             start, min(start + BLOCK, n), count, scored, negative, sentiment_sum, slot,
-            v_profile, v_state, v_table, v_cfg, n_base, n_weight, n_buckets, n_par,
-            s_state, s_par, driver_threshold, out, out_vol, out_neg, out_sent, out_drivers,
+            v_profile, v_state, v_cfg, n_base, n_weight, n_buckets, n_par,
+            s_state, s_par, out, out_vol, out_neg, out_sent, qbuf,
         )  # fmt: skip
 
 
@@ -227,7 +230,6 @@ class CrisisDetector(Detector):
         self.mean_sentiment = SentimentShiftDetector(**(mean_sentiment or {}))
         self.driver_threshold = float(driver_threshold)
         self.last_scores: dict[str, FloatArray] = {s: np.zeros(0) for s in SIGNALS}
-        self.last_drivers = np.zeros(0, dtype=np.int64)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -247,8 +249,8 @@ class CrisisDetector(Detector):
         n = stats.count.shape[0]
         self.ensure_rows(n)
         slot = self.volume.slot_of(timestamp)
-        out, vol, neg, sent = (np.zeros(n) for _ in range(4))
-        drivers = np.zeros(n, dtype=np.int64)
+        # Fresh arrays (callers keep a bucket's scores); every element is written.
+        out, vol, neg, sent = (np.empty(n) for _ in range(4))
         ns, ms = self.negative_share, self.mean_sentiment
         parallel = self.threading == "parallel" or (
             self.threading == "auto" and n >= PARALLEL_MIN_BRANDS
@@ -262,7 +264,6 @@ class CrisisDetector(Detector):
             slot,
             self.volume.profile,
             self.volume.state,
-            self.volume._table,
             self.volume._cfg,
             ns.p_base,
             ns.weight,
@@ -278,20 +279,29 @@ class CrisisDetector(Detector):
                 METHODS.index(ms.method),
                 ms.forget,
             ),
-            self.driver_threshold,
             out,
             vol,
             neg,
             sent,
-            drivers,
         )
         self.last_scores = {"volume": vol, "negative_share": neg, "mean_sentiment": sent}
-        self.last_drivers = drivers
         return out
+
+    @property
+    def last_drivers(self) -> IntArray:
+        """Bitmask (``DRIVER_BITS``) per brand of the signals ``>= driver_threshold``.
+
+        Computed from ``last_scores`` when asked for (most buckets nobody asks),
+        so the bucket update writes one array fewer.
+        """
+        bits = np.zeros(len(self.last_scores["volume"]), dtype=np.int64)
+        for s in SIGNALS:
+            bits |= np.where(self.last_scores[s] >= self.driver_threshold, DRIVER_BITS[s], 0)
+        return bits
 
     def drivers(self, i: int) -> list[str]:
         """Names of the signals that drove brand ``i``'s last score (>= driver_threshold)."""
-        return [s for s in SIGNALS if int(self.last_drivers[i]) & DRIVER_BITS[s]]
+        return [s for s in SIGNALS if self.last_scores[s][i] >= self.driver_threshold]
 
     def to_state(self) -> dict[str, Any]:
         return {

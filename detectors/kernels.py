@@ -63,6 +63,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .base import FloatArray
+from .fastmath import fast_log, fast_log10
 
 IntArray = npt.NDArray[np.int64]
 
@@ -152,7 +153,7 @@ def robust(
 # --------------------------------------------------------------------------- CUSUM
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, inline="always")
 def cusum_step(pos: float, neg: float, z: float, k: float) -> tuple[float, float]:
     """Two-sided CUSUM on a standardised value ``z`` with allowance ``k``."""
     if z != z:
@@ -172,7 +173,7 @@ def cusum(z: FloatArray, k: float, out_pos: FloatArray, out_neg: FloatArray) -> 
 # --------------------------------------------------------------------------- Page-Hinkley
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, inline="always")
 def page_hinkley_step(
     mean: float, n: float, cum: float, cum_min: float, x: float, delta: float, forget: float
 ) -> tuple[float, float, float, float]:
@@ -278,11 +279,11 @@ def gauss_surprise(z: float) -> float:
     return (0.5 * z * z + math.log(z) + _HALF_LOG_2PI + 1.0 / (z * z)) * _LOG10E
 
 
-# gauss_surprise on a grid of step 1/128 over [0, 8] (+1 point), for gauss_surprise_fast.
+# gauss_surprise on a grid of step 1/128 over [0, 16] (+1 point), for gauss_surprise_fast.
 _GS_STEP_INV = 128.0
-_GS_MAX = 8.0
+_GS_MAX = 16.0
 _GS_TABLE = np.array(
-    [-math.log10(0.5 * math.erfc(i / _GS_STEP_INV / _SQRT2)) for i in range(8 * 128 + 2)]
+    [-math.log10(0.5 * math.erfc(i / _GS_STEP_INV / _SQRT2)) for i in range(16 * 128 + 2)]
 )
 
 
@@ -290,21 +291,27 @@ _GS_TABLE = np.array(
 def gauss_surprise_fast(z: float) -> float:
     """One-sided :func:`gauss_surprise` for hot loops: 0 for ``z <= 0`` (and NaN).
 
-    For ``0 < z < 8``, linear interpolation in a table of step 1/128; the
+    For ``0 < z < 16``, linear interpolation in a table of step 1/128; the
     error is at most ``h^2/8 max|S''| < 4e-6`` digits (``S'' = log10(e)`` times
     the derivative of the Gaussian hazard, which lies in (0, 1)). Beyond, the
-    exact :func:`gauss_surprise` (rare). ``z <= 0`` means "no more than
-    expected", which is no evidence for a surge, hence 0 rather than the
-    Gaussian's ``-log10 P(Z >= z) <= log10 2``.
+    Mills-ratio asymptote ``-log Q(z) = z^2/2 + log(z sqrt(2 pi)) + 1/z^2 -
+    5/(2 z^4) + O(z^-6)`` (error < 1e-6 digits there). Branch-free (both are
+    computed, one is selected), so a loop over brands vectorises. ``z <= 0``
+    means "no more than expected", which is no evidence for a surge, hence 0
+    rather than the Gaussian's ``-log10 P(Z >= z) <= log10 2``.
     """
-    if not z > 0.0:
-        return 0.0
-    if z >= _GS_MAX:
-        return gauss_surprise(z)
-    u = z * _GS_STEP_INV
-    i = int(u)
+    pos = z > 0.0  # False for NaN
+    zt = min(z, _GS_MAX) if pos else 0.0
+    u = zt * _GS_STEP_INV
+    i = min(int(u), 16 * 128)
     lo = _GS_TABLE[i]
-    return lo + (u - i) * (_GS_TABLE[i + 1] - lo)
+    table = lo + (u - i) * (_GS_TABLE[i + 1] - lo)
+    za = max(z, _GS_MAX) if pos else _GS_MAX
+    w = 1.0 / (za * za)
+    asym = (0.5 * za * za + fast_log(za) + _HALF_LOG_2PI + w - 2.5 * w * w) * _LOG10E
+    if not pos:
+        return 0.0
+    return table if z < _GS_MAX else asym
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -351,17 +358,33 @@ def tail_step(
     ``digits_u`` is carried along with ``rate``: a non-exceedance multiplies
     the rate by ``1 - a``, i.e. adds ``d_keep = -log10(1 - a)`` (precomputed)
     to ``digits_u``, so only exceedances (a few per cent of buckets) pay for a
-    ``log``. The rate stops decaying once below ``rate_min``, so a long calm
-    spell cannot make the next exceedance look infinitely rare. NaN ``q`` is a gap. Division-free on
-    the common path (``q <= q_u``).
+    ``log`` (:func:`~detectors.fastmath.fast_log10`, so a loop over brands
+    still vectorises). The rate stops decaying once below ``rate_min``, so a
+    long calm spell cannot make the next exceedance look infinitely rare. NaN
+    ``q`` is a gap. Division-free on the common path (``q <= q_u``).
     """
     if q != q:
         return 0.0, rate, digits_u, mean_excess
+    return tail_step_finite(rate, digits_u, mean_excess, q, q_u, a, d_keep, rate_min)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def tail_step_finite(
+    rate: float,
+    digits_u: float,
+    mean_excess: float,
+    q: float,
+    q_u: float,
+    a: float,
+    d_keep: float,
+    rate_min: float,
+) -> tuple[float, float, float, float]:
+    """:func:`tail_step` for a ``q`` known not to be NaN (a series loop skips gaps itself)."""
     if q > q_u:
         excess = q - q_u
         digits = digits_u + excess / mean_excess * _LOG10E
         rate += a * (1.0 - rate)
-        digits_u = -math.log10(rate)
+        digits_u = -fast_log10(rate)
         mean_excess += a * (excess - mean_excess)
     else:
         digits = digits_u * max(q, 0.0) * (1.0 / q_u)

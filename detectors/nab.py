@@ -241,6 +241,11 @@ def sweep(files: Sequence[FileScores], profile: str) -> tuple[FloatArray, FloatA
     return cands, total
 
 
+def scored_windows(files: Sequence[FileScores]) -> int:
+    """Windows that count (those wholly inside probation do not)."""
+    return sum(_prepare(f).n_windows for f in files)
+
+
 def best_threshold(files: Sequence[FileScores], profile: str = "standard") -> tuple[float, float]:
     """The corpus-wide threshold maximising the raw score, and that normalised score.
 

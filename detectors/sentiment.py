@@ -51,11 +51,12 @@ from .kernels import SURPRISE_HALF, cusum_step, page_hinkley_step, surprise_scor
 
 _LOG10E = 1.0 / math.log(10.0)
 METHODS = ("cusum", "page_hinkley")
-# state columns: base, var1, buckets, a, b, c, d  (a..d: change-detector state)
+# state rows (struct of arrays, state[row, brand]): base, var1, buckets, a, b, c, d
+# (a..d: change-detector state)
 _N_STATE = 7
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def sentiment_step(
     n: float,
     total: float,
@@ -69,47 +70,53 @@ def sentiment_step(
     method: int,
     forget: float,
 ) -> tuple[float, float]:
-    """Brand ``i``, one bucket: returns (score, z); updates row ``i`` of ``state`` in place.
+    """Brand ``i``, one bucket: returns (score, z); updates column ``i`` of ``state`` in place.
 
-    Indexes the 2-D state in place (no row view: a view costs a reference
-    count per call, which dominated a many-brand update).
+    Branch-free (selects instead of early returns), so a loop over brands
+    vectorises: a gap computes on stand-in values and stores the old state
+    back; a brand's first bucket with data only sets its baseline.
     """
-    if not (n > 0.0) or total != total:
-        return 0.0, math.nan
-    m = total / n
-    base, var1, buckets = state[i, 0], state[i, 1], state[i, 2]
-    if buckets == 0.0:
-        state[i, 0], state[i, 1], state[i, 2] = m, prior_sd * prior_sd, 1.0
-        return 0.0, math.nan
-    se = math.sqrt(var1 / n + min_sd * min_sd)
-    z = (m - base) / se
+    ok = n > 0.0 and total == total
+    nn = n if ok else 1.0
+    inv_n = 1.0 / nn  # divisions are what a vectorised loop pays for: one, shared
+    m = total * inv_n if ok else 0.0
+    base, var1, buckets = state[0, i], state[1, i], state[2, i]
+    a0, a1 = state[3, i], state[4, i]
+    # Rows 5-6 are Page-Hinkley's only: CUSUM does not stream them through memory.
+    a2, a3 = (state[5, i], state[6, i]) if method != 0 else (0.0, 0.0)
+    first = buckets == 0.0
+    se = math.sqrt(var1 * inv_n + min_sd * min_sd)
+    z = (m - base) / se if not first else 0.0
     if method == 0:
-        pos, neg = cusum_step(state[i, 3], state[i, 4], z, k)
-        state[i, 3], state[i, 4] = pos, neg
-        stat = neg
+        n0, n1 = cusum_step(a0, a1, z, k)
+        n2, n3 = a2, a3
+        stat = n1
     else:
-        mean, cnt, cum, cum_min = page_hinkley_step(
-            state[i, 3], state[i, 4], state[i, 5], state[i, 6], -z, k, forget
-        )
-        state[i, 3], state[i, 4], state[i, 5], state[i, 6] = mean, cnt, cum, cum_min
-        stat = cum - cum_min
-    score = 0.0
-    if buckets >= min_buckets:
-        score = surprise_score(stat * 2.0 * k * _LOG10E, SURPRISE_HALF)
+        n0, n1, n2, n3 = page_hinkley_step(a0, a1, a2, a3, -z, k, forget)
+        stat = n2 - n3
+    score = surprise_score(stat * 2.0 * k * _LOG10E, SURPRISE_HALF)
+    if not buckets >= min_buckets:
+        score = 0.0
     # Learn after scoring, clipped and count-weighted.
-    a = alpha * min(1.0, n / 30.0)
+    a = alpha * min(1.0, nn * (1.0 / 30.0))
     zc = min(max(z, -3.0), 3.0)
-    base += a * zc * se
-    d2 = n * (zc * se) * (zc * se)
-    var1 += a * (d2 - var1)
+    base1 = base + a * zc * se
+    d2 = nn * (zc * se) * (zc * se)
     # Floor the per-mention variance: a brand whose few mentions happened to
     # agree must not look infinitely precise.
-    state[i, 0], state[i, 1], state[i, 2] = (
-        base,
-        max(var1, 0.25 * prior_sd * prior_sd),
-        buckets + 1.0,
-    )
-    return score, z
+    var11 = max(var1 + a * (d2 - var1), 0.25 * prior_sd * prior_sd)
+    live = ok and not first
+    state[0, i] = base1 if live else (m if ok else base)
+    state[1, i] = var11 if live else (prior_sd * prior_sd if ok else var1)
+    state[2, i] = buckets + 1.0 if ok else buckets
+    state[3, i] = n0 if live else a0
+    state[4, i] = n1 if live else a1
+    if method != 0:
+        state[5, i] = n2 if live else a2
+        state[6, i] = n3 if live else a3
+    if live:
+        return score, z
+    return 0.0, math.nan
 
 
 @numba.njit(nogil=True, cache=True)
@@ -139,6 +146,7 @@ class SentimentShiftDetector(Detector):
 
     name: ClassVar[str] = "mean_sentiment"
     state_fields: ClassVar[tuple[str, ...]] = ("state",)
+    state_layout: ClassVar[int] = 2  # 2: state[row, brand] (1 was state[brand, column])
 
     def __init__(
         self,
@@ -171,7 +179,7 @@ class SentimentShiftDetector(Detector):
         self.method = method
         self.forget = float(forget)
         self._alpha = 1.0 - 0.5 ** (1.0 / self.halflife_buckets)
-        self.state = np.zeros((0, _N_STATE))
+        self.state = np.zeros((_N_STATE, 0))
         self.last_z = np.zeros(0)
 
     @property

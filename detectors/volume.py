@@ -22,19 +22,30 @@ a large absolute one to look unusual):
    the smoothed count carried to log space (delta method: ``mu * a_k /
    (2 - a_k) / (mu + offset)^2`` with ``mu`` the expected count). The
    Poisson term is the count model: at a few mentions per bucket, noise
-   alone explains large ratios. The evidence is the largest
-   ``q_k = z_k^2 / 2`` over scales (``z_k > 0``; the exponent of a Gaussian
-   tail, so no ``erfc`` per point).
-3. **Calibration** (:func:`~detectors.kernels.tail_step`): ``q`` is turned
-   into digits of surprise ``S = -log10 P(Q >= q)`` against the brand's own
-   recent tail of ``q`` (exceedance rate of ``q_u = tail_z^2 / 2`` and mean
-   excess, half-life ``calibration_halflife_days``). A brand whose volume is
-   bursty by nature thus needs a larger ``q`` for the same ``S``, and one
-   threshold means a similar rarity on every series (peaks-over-threshold
-   calibration; Siffer et al., KDD 2017). The exponential tail fitted just
-   above ``q_u`` underestimates how heavy the far tail of real data is, so
-   ``S`` is a *ranking* on a probability-like scale, not a literal p-value.
-4. **Score**: ``S / (S + 3)`` (:func:`~detectors.kernels.surprise_score`).
+   alone explains large ratios. The evidence of scale k is
+   ``q_k = max(z_k, 0)^2 / 2`` (the exponent of a Gaussian tail, so no
+   ``erfc`` per point).
+3. **Calibration, per scale** (:func:`~detectors.kernels.tail_step`): each
+   ``q_k`` becomes digits of surprise ``d_k = -log10 P(Q_k >= q_k)`` against
+   that scale's own recent tail (exceedance rate of ``q_u = tail_z^2 / 2``
+   and mean excess, half-life ``calibration_halflife_days``). A brand whose
+   volume is bursty by nature thus needs a larger ``q`` for the same ``d``,
+   and one threshold means a similar rarity on every series
+   (peaks-over-threshold calibration; Siffer et al., KDD 2017). Each scale
+   has its own tail because their tails differ: the 1-hour residual of a
+   bursty series is heavy-tailed, the 16-hour one is not.
+4. **Combination** (Fisher 1932): the scales' tail probabilities are
+   combined as independent p-values: with ``D = d_1 + .. + d_K`` digits and
+   ``L = D log(10)``, ``P = 10^-D sum_{j<K} L^j / j!`` (the chi-squared tail
+   of ``-2 sum log p_k`` with ``2K`` degrees of freedom), reported as
+   ``S = -log10 P``. A surge seen at several scales at once (a spike that
+   lifts the hour *and* the day) is stronger evidence than the same
+   surprise at one scale only; a burst that only the 1-hour scale sees
+   needs to be rarer. The scales overlap, so ``P`` is not literally a
+   p-value, and the exponential tail fitted just above ``q_u`` is lighter
+   than the real far tail: read ``S`` as a *ranking* on a probability-like
+   scale.
+5. **Score**: ``S / (S + 3)`` (:func:`~detectors.kernels.surprise_score`).
 
 Output modes:
 
@@ -43,10 +54,12 @@ Output modes:
   ``S < event_low / 2``. The event's running peak is emitted once, when
   ``S`` has fallen ``event_drop`` (a fraction) below it; all other buckets
   score 0. Refractory period: within ``refractory_hours`` of an emission, a
-  later event is emitted only if its peak is higher. So an alarm is one row
-  per surge, and one surge with several bursts does not alarm again unless
-  it grows, which is what NAB (every detection row outside a window is a
-  false positive) and an on-call person want.
+  later peak is emitted only if it is rarer than the last emitted one by
+  the factor ``refractory_rearm`` in the exponent (``S > (1 + rearm)
+  S_last``, i.e. ``P < P_last^(1 + rearm)``). So an alarm is one row per
+  surge, and a surge with several bursts alarms again only if it grows
+  substantially, which is what NAB (every detection row outside a window
+  is a false positive) and an on-call person want.
 - ``sparse=False``: the score of the current ``S`` at every bucket (for the
   combined crisis detector and dashboards).
 
@@ -57,17 +70,28 @@ before the bucket updates the state. Time of day comes from the
 ``timestamp`` passed to ``update`` (bucket start, UTC epoch seconds);
 without one the detector advances its own clock by ``bucket_seconds``.
 
-Speed (the kernel is a chain of dependent updates, so it is bound by
-instruction count and latency, not memory): no ``erfc`` and no ``sqrt``
-(the evidence stays in ``z^2`` units), ``log(count + offset)`` comes from a
-table for integer counts below 4096 (the common case), the calibration keeps
-``-log10(rate)`` next to the rate so only exceedances pay for a ``log``, the
-scale of each residual is compared without branches (its sign is a coin
-flip on calm data), constants travel as a tuple (registers, no aliasing), and
-the one ``exp`` per bucket (the expected count of the Poisson term) is
-computed one bucket ahead in series loops so its latency overlaps the rest.
+Layout and speed: the state is struct-of-arrays, ``state[field, brand]``
+and ``profile[slot, brand]``, so one bucket update streams each field
+through memory once and reads one contiguous profile row (not a 192-byte
+row per brand). The many-brand update runs blocks of ``BLOCK`` brands in two
+branch-free loops (steps 1-2, then 3-5; one loop storing all 19 rows is
+beyond LLVM's run-time alias checks), with unsigned indices and
+:mod:`detectors.fastmath` instead of the C library's ``log``/``exp``, so
+LLVM vectorises both. The single-series loop keeps the state in registers;
+it is a chain of dependent updates, bound by latency and instruction count:
+no ``erfc``, no ``sqrt`` (the evidence stays in ``z^2`` units), ``-log10``
+of each rate carried with it (a ``log`` only on exceedances), and the
+combination's ``log`` skipped while no event is open and the digit sum is
+below ``event_low``'s. Both loops call the same step functions, so they
+agree bit for bit.
 
-State: 16 float64 per brand plus the 24-slot profile (320 bytes).
+The Poisson term floors the expected count at one mention per bucket: below
+that the Gaussian (delta-method) approximation understates how often a
+skewed Poisson count jumps (2 mentions where 0.1 are expected is a z of 5
+by the approximation, a 1-in-200 event in truth), and pure Poisson noise
+at 0.1-0.3 mentions per bucket alarmed about once a month without it.
+
+State: 22 float64 per brand plus the 24-slot profile (368 bytes).
 
 >>> import numpy as np
 >>> det = VolumeDetector(bucket_seconds=3600, warmup_hours=48)
@@ -90,28 +114,35 @@ import numba
 import numpy as np
 
 from .base import BucketStats, Detector, FloatArray, grow, register
-from .kernels import SURPRISE_HALF, IntArray, surprise_score, tail_step
+from .fastmath import fast_exp, fast_log, fast_log10
+from .kernels import SURPRISE_HALF, IntArray, surprise_score, tail_step, tail_step_finite
 
 #: Profile slots per day (hour of day).
 DAY_SLOTS = 24
 #: Partitions with at least this many brands are updated on all numba threads.
-PARALLEL_MIN_BRANDS = 20_000
-#: ``log(k + offset)`` is tabulated for integer counts ``k`` below this.
+#: High on purpose: one thread updates 100,000 brands in a few milliseconds,
+#: and on a small shared machine (2 cores, the other busy) threads cost more
+#: CPU and more wall time than they save (docs/benchmarks.md).
+PARALLEL_MIN_BRANDS = 250_000
+#: ``log(k + offset)`` is tabulated for integer counts ``k`` below this (series loop).
 LOG_TABLE_SIZE = 4096
+#: Version of the state layout written by ``to_state`` (checked by ``from_state``).
+STATE_LAYOUT = 2
 
 _SCALE0 = 0.3  # initial scale of a smoothed log residual: wide, so day one cannot alarm on noise
 _SCALE_FLOOR = 1e-3
-_MU_FLOOR = 0.05  # expected count floor of the Poisson term (a silent hour is not noise-free)
+_MU_FLOOR = 1.0  # expected-count floor of the Poisson variance (module docstring)
 _RATE0 = 0.05  # initial exceedance rate of the calibration
 _RATE_MIN = 1e-4
 _MEAN_EXCESS0 = 1.0  # a Gaussian's mean excess of z^2/2 over a high threshold is ~1
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
+_LN10 = math.log(10.0)
 
 #: The detector's constants, ``_C_*`` layout.
 Config = tuple[float, ...]
-#: Smoothing scales per detector (fewer are padded by repeating the last: max is unchanged).
+#: Smoothing scales per detector (fewer are padded; padded scales carry no weight).
 N_SCALES = 3
-# Per-brand state columns.
+# Per-brand state rows (struct of arrays: state[row, brand]).
 (
     _S_LEVEL,
     _S_PMEAN,
@@ -122,15 +153,21 @@ N_SCALES = 3
     _S_SC0,
     _S_SC1,
     _S_SC2,
-    _S_RATE,
-    _S_DIGITS_U,
-    _S_MEAN_EXCESS,
+    _S_RATE0,
+    _S_RATE1,
+    _S_RATE2,
+    _S_DU0,
+    _S_DU1,
+    _S_DU2,
+    _S_ME0,
+    _S_ME1,
+    _S_ME2,
     _S_EVENT,
     _S_EVENT_MAX,
     _S_SINCE,
     _S_LAST,
-) = range(16)
-N_STATE = 16
+) = range(22)
+N_STATE = 22
 _NEVER = 1e15  # "buckets since the last emission" before the first one
 
 # Constant vector layout (built once per detector by VolumeDetector._config).
@@ -150,42 +187,74 @@ _NEVER = 1e15  # "buckets since the last emission" before the first one
     _C_LOW,
     _C_DROP,
     _C_REFRACTORY,
+    _C_REARM,
     _C_ALPHA0,
     _C_ALPHA1,
     _C_ALPHA2,
     _C_PVAR0,
     _C_PVAR1,
     _C_PVAR2,
-) = range(21)
-_N_CONFIG = 21
+    _C_W1,
+    _C_W2,
+    _C_FISHER1,
+    _C_FISHER2,
+    _C_D_SKIP,
+) = range(27)
+_N_CONFIG = 27
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def log_count(x: float, offset: float) -> float:
+    """``log(max(x, 0) + offset)`` of a count ``x`` (not NaN)."""
+    return fast_log(max(x, 0.0) + offset)
 
 
 @functools.lru_cache(maxsize=8)
 def log_table(offset: float) -> FloatArray:
-    """``log(k + offset)`` for k = 0 .. LOG_TABLE_SIZE - 1 (``math.log``, so exact)."""
-    t = np.array([math.log(k + offset) for k in range(LOG_TABLE_SIZE)], dtype=np.float64)
+    """:func:`log_count` of the counts 0 .. ``LOG_TABLE_SIZE - 1``, for the series loop.
+
+    Values of the same function, so a count looked up and a count computed
+    agree bit for bit. (The many-brand loops compute: a lookup in a table
+    passed as an argument keeps LLVM from vectorising, since it cannot
+    rule out that the table aliases the state.)
+    """
+    t = np.array([log_count(float(k), offset) for k in range(LOG_TABLE_SIZE)])
     t.setflags(write=False)
     return t
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _log_count(x: float, table: FloatArray, offset: float) -> float:
-    # Counts are small integers almost always: a table lookup replaces the log.
-    k = int(min(x, LOG_TABLE_SIZE - 1.0))
+def _log_count_lookup(x: float, table: FloatArray, offset: float) -> float:
+    # Counts are small integers almost always: a table lookup replaces the log
+    # (unsigned index: never negative, so numba adds no wrap-around code).
+    k = np.uint64(min(max(x, 0.0), LOG_TABLE_SIZE - 1.0))
     if k == x:
         return table[k]
-    return math.log(x + offset)
+    return log_count(x, offset)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def expected_big(level: float, pslot: float, pmean: float, offset: float) -> float:
     """``mu + offset`` for the baseline's expected count ``mu`` (floored at ``_MU_FLOOR``)."""
-    return max(math.exp(level + pslot - pmean), offset + _MU_FLOOR)
+    return max(fast_exp(level + pslot - pmean), offset + _MU_FLOOR)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def volume_step(
-    x: float,
+def fisher_digits(d_sum: float, c1: float, c2: float) -> float:
+    """Digits of the Fisher combination of scales whose digits sum to ``d_sum``.
+
+    ``-log10(10^-D (1 + c1 L + c2 L^2))`` with ``L = D log 10``: for K = 3
+    scales ``c1 = 1, c2 = 1/2``; K = 2: ``c1 = 1, c2 = 0``; K = 1: both 0 (no
+    correction). Never negative (``e^L >= 1 + L + L^2/2``; the ``max`` only
+    absorbs rounding).
+    """
+    lam = d_sum * _LN10
+    return max(d_sum - fast_log10(1.0 + lam * (c1 + c2 * lam)), 0.0)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def baseline_step(
+    y: float,
     level: float,
     pmean: float,
     age: float,
@@ -196,34 +265,24 @@ def volume_step(
     s0: float,
     s1: float,
     s2: float,
-    rate: float,
-    digits_u: float,
-    mean_excess: float,
     big: float,
-    table: FloatArray,
     cfg: Config,
 ) -> tuple[
-    float, float, float, float, float, float, float, float, float, float, float, float, float, float
+    float, float, float, float, float, float, float, float, float, float, float, float, float
 ]:
-    """One brand, one bucket of count ``x``: state in, state out (a numba step function).
+    """Steps 1-2 for one brand and bucket of ``y = log(count + offset)``: the evidence and baseline.
 
     State: ``level``, ``pmean`` (profile mean), ``age`` (observed buckets),
     ``pslot`` (this hour's profile entry), the smoothed residuals ``m0..m2``
-    and their scales ``s0..s2`` (three scales), and the calibration's
-    ``rate`` / ``digits_u`` / ``mean_excess`` (see
-    :func:`~detectors.kernels.tail_step`). ``big`` is :func:`expected_big`
-    of this state: the caller computes it, so a series loop can compute it a
-    bucket ahead, off the critical path (ignored for the first bucket).
-    Returns ``(digits, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2,
-    rate, digits_u, mean_excess)`` where ``digits``
-    is the calibrated surprise of this bucket, computed before the bucket
-    updates anything. Scalars only, so a series loop keeps the whole state in
-    registers and a many-brand loop does one load and one store per field.
-    ``x`` must not be NaN (the callers skip gaps).
+    and their scales ``s0..s2``. Returns ``(q0, q1, q2, level, pmean, age,
+    pslot, m0, m1, m2, s0, s1, s2)``; the ``q_k`` use the state from before
+    this bucket (causal). Scalars only and no branch that a select cannot
+    replace. ``y`` comes from :func:`log_count` (the callers handle gaps);
+    ``big`` is :func:`expected_big` of the state, computed by the caller so
+    that a series loop can compute it a bucket ahead, off the critical path
+    (ignored for a brand's first bucket).
     """
     offset = cfg[_C_OFFSET]
-    x = max(x, 0.0)
-    y = _log_count(x, table, offset)
     if age == 0.0:
         level = y
         big = expected_big(level, pslot, pmean, offset)
@@ -233,30 +292,17 @@ def volume_step(
     m1 += cfg[_C_ALPHA1] * (e - m1)
     m2 += cfg[_C_ALPHA2] * (e - m2)
 
-    # Largest q_k = max(m_k, 0)^2 / (2 sd_k^2) over scales, where sd_k^2 =
-    # s_k^2 + pvar_k * mu / (mu + offset)^2 (robust scale plus the Poisson
-    # variance of the expected count mu; big = mu + offset). Multiplied
-    # through by big^2 so no division feeds another. Branch-free on purpose:
-    # the sign of a smoothed residual is a coin flip on calm data, and a
-    # mispredicted branch costs more than a pipelined division.
+    # q_k = max(m_k, 0)^2 / (2 sd_k^2) per scale, where sd_k^2 = s_k^2 +
+    # pvar_k * mu / (mu + offset)^2 (robust scale plus the Poisson variance
+    # of the expected count mu; big = mu + offset), multiplied through by
+    # big^2 so no division feeds another.
     big2 = big * big
     mu = big - offset
     p0, p1, p2 = max(m0, 0.0), max(m1, 0.0), max(m2, 0.0)
-    q = (0.5 * big2) * max(
-        p0 * p0 / (s0 * s0 * big2 + mu * cfg[_C_PVAR0]),
-        p1 * p1 / (s1 * s1 * big2 + mu * cfg[_C_PVAR1]),
-        p2 * p2 / (s2 * s2 * big2 + mu * cfg[_C_PVAR2]),
-    )
-    digits, rate, digits_u, mean_excess = tail_step(
-        rate,
-        digits_u,
-        mean_excess,
-        q,
-        cfg[_C_Q_U],
-        cfg[_C_A_CAL],
-        cfg[_C_D_KEEP],
-        cfg[_C_RATE_MIN],
-    )
+    half_big2 = 0.5 * big2
+    q0 = half_big2 * p0 * p0 / (s0 * s0 * big2 + mu * cfg[_C_PVAR0])
+    q1 = half_big2 * p1 * p1 / (s1 * s1 * big2 + mu * cfg[_C_PVAR1])
+    q2 = half_big2 * p2 * p2 / (s2 * s2 * big2 + mu * cfg[_C_PVAR2])
 
     # Learn after scoring (causal). Clip the bucket error at `clip` sds of the
     # first (1-hour) scale, so a sustained surge moves the fast-learning
@@ -278,22 +324,85 @@ def volume_step(
     a_p = DAY_SLOTS / (DAY_SLOTS + age) if age < cfg[_C_AGE_SWITCH] else cfg[_C_A_PROFILE]
     pslot += a_p * ec
     pmean += a_p * ec * (1.0 / DAY_SLOTS)
-    return (
-        digits,
-        level,
-        pmean,
-        age + 1.0,
-        pslot,
-        m0,
-        m1,
-        m2,
-        s0,
-        s1,
-        s2,
-        rate,
-        digits_u,
-        mean_excess,
+    return q0, q1, q2, level, pmean, age + 1.0, pslot, m0, m1, m2, s0, s1, s2
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def calibration_sum(
+    q0: float,
+    q1: float,
+    q2: float,
+    r0: float,
+    r1: float,
+    r2: float,
+    du0: float,
+    du1: float,
+    du2: float,
+    me0: float,
+    me1: float,
+    me2: float,
+    cfg: Config,
+) -> tuple[float, float, float, float, float, float, float, float, float, float]:
+    """Step 3: each scale's ``q_k`` against its own tail; returns the digits summed over scales.
+
+    Per scale, the rate ``r``, ``du = -log10(r)`` and mean excess ``me`` of
+    :func:`~detectors.kernels.tail_step`. Returns ``(D, r0, r1, r2, du0, du1,
+    du2, me0, me1, me2)``; ``D`` uses the state from before this bucket. A
+    NaN ``q`` is a gap (no digits, state unchanged).
+    """
+    q_u, a_cal, d_keep, rate_min = cfg[_C_Q_U], cfg[_C_A_CAL], cfg[_C_D_KEEP], cfg[_C_RATE_MIN]
+    d0, r0, du0, me0 = tail_step(r0, du0, me0, q0, q_u, a_cal, d_keep, rate_min)
+    d1, r1, du1, me1 = tail_step(r1, du1, me1, q1, q_u, a_cal, d_keep, rate_min)
+    d2, r2, du2, me2 = tail_step(r2, du2, me2, q2, q_u, a_cal, d_keep, rate_min)
+    return d0 + cfg[_C_W1] * d1 + cfg[_C_W2] * d2, r0, r1, r2, du0, du1, du2, me0, me1, me2
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def calibration_sum_finite(
+    q0: float,
+    q1: float,
+    q2: float,
+    r0: float,
+    r1: float,
+    r2: float,
+    du0: float,
+    du1: float,
+    du2: float,
+    me0: float,
+    me1: float,
+    me2: float,
+    cfg: Config,
+) -> tuple[float, float, float, float, float, float, float, float, float, float]:
+    """:func:`calibration_sum` for evidence known not to be NaN (the series loop skips gaps)."""
+    q_u, a_cal, d_keep, rate_min = cfg[_C_Q_U], cfg[_C_A_CAL], cfg[_C_D_KEEP], cfg[_C_RATE_MIN]
+    d0, r0, du0, me0 = tail_step_finite(r0, du0, me0, q0, q_u, a_cal, d_keep, rate_min)
+    d1, r1, du1, me1 = tail_step_finite(r1, du1, me1, q1, q_u, a_cal, d_keep, rate_min)
+    d2, r2, du2, me2 = tail_step_finite(r2, du2, me2, q2, q_u, a_cal, d_keep, rate_min)
+    return d0 + cfg[_C_W1] * d1 + cfg[_C_W2] * d2, r0, r1, r2, du0, du1, du2, me0, me1, me2
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def calibration_step(
+    q0: float,
+    q1: float,
+    q2: float,
+    r0: float,
+    r1: float,
+    r2: float,
+    du0: float,
+    du1: float,
+    du2: float,
+    me0: float,
+    me1: float,
+    me2: float,
+    cfg: Config,
+) -> tuple[float, float, float, float, float, float, float, float, float, float]:
+    """Steps 3-4: :func:`calibration_sum`, then the Fisher combination: returns ``(digits, ...)``."""
+    d_sum, r0, r1, r2, du0, du1, du2, me0, me1, me2 = calibration_sum(
+        q0, q1, q2, r0, r1, r2, du0, du1, du2, me0, me1, me2, cfg
     )
+    digits = fisher_digits(d_sum, cfg[_C_FISHER1], cfg[_C_FISHER2])
+    return digits, r0, r1, r2, du0, du1, du2, me0, me1, me2
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
@@ -306,6 +415,7 @@ def event_step(
     low: float,
     drop: float,
     refractory: float,
+    rearm: float,
 ) -> tuple[float, float, float, float, float]:
     """Sparse output, one row per surge: returns ``(score, ev, ev_max, since, last)``.
 
@@ -321,8 +431,8 @@ def event_step(
         if digits > ev_max:
             ev, ev_max = 1.0, digits  # a higher peak re-arms the event
         elif ev == 1.0 and digits <= ev_max * (1.0 - drop):
-            # Within the refractory period only a higher peak alarms again.
-            if since > refractory or ev_max > last:
+            # Within the refractory period only a much rarer peak alarms again.
+            if since > refractory or ev_max > last * (1.0 + rearm):
                 score = surprise_score(ev_max, SURPRISE_HALF)
                 last, since = ev_max, 0.0
             ev = 2.0
@@ -331,86 +441,110 @@ def event_step(
     return score, ev, ev_max, since, last
 
 
+#: Brands per block of the many-brand loops (the block's evidence stays in cache).
+BLOCK = 1024
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def brand_step(
-    x: float,
+def baseline_block(
+    start: int,
+    stop: int,
+    count: FloatArray,
     slot: int,
     profile: FloatArray,
     state: FloatArray,
-    i: int,
-    table: FloatArray,
     cfg: Config,
-    sparse: bool,
-    big: float,
-) -> float:
-    """Row ``i`` of ``profile``/``state``, one bucket: loads, :func:`volume_step`, stores.
+    qbuf: FloatArray,
+) -> None:
+    """:func:`baseline_step` for brands ``start..stop-1``; their ``q_k`` go to ``qbuf[k, i - start]``.
 
-    ``big`` is :func:`brand_big` of the row (the crisis detector computes it
-    in a separate pass over a block of brands).
-    Indexes the 2-D arrays in place: a row view would cost a reference count
-    per brand, more than the arithmetic.
+    Branch-free: a gap computes on a stand-in count, stores the old state
+    back and leaves NaN evidence, so the loop vectorises. (Steps 1-2 and 3-4
+    are two loops because one loop storing all 19 state rows is more than
+    LLVM's run-time alias checks allow, and then it is not vectorised.)
     """
-    if x != x:  # gap: no evidence, no state change
-        return 0.0
-    age = state[i, _S_AGE]
-    level, pmean, pslot = state[i, _S_LEVEL], state[i, _S_PMEAN], profile[i, slot]
-    (
-        digits,
-        state[i, _S_LEVEL],
-        state[i, _S_PMEAN],
-        state[i, _S_AGE],
-        profile[i, slot],
-        state[i, _S_M0],
-        state[i, _S_M1],
-        state[i, _S_M2],
-        state[i, _S_SC0],
-        state[i, _S_SC1],
-        state[i, _S_SC2],
-        state[i, _S_RATE],
-        state[i, _S_DIGITS_U],
-        state[i, _S_MEAN_EXCESS],
-    ) = volume_step(
-        x,
-        level,
-        pmean,
-        age,
-        pslot,
-        state[i, _S_M0],
-        state[i, _S_M1],
-        state[i, _S_M2],
-        state[i, _S_SC0],
-        state[i, _S_SC1],
-        state[i, _S_SC2],
-        state[i, _S_RATE],
-        state[i, _S_DIGITS_U],
-        state[i, _S_MEAN_EXCESS],
-        big,
-        table,
-        cfg,
-    )
-    if age < cfg[_C_WARMUP]:
-        return 0.0
-    if not sparse:
-        return surprise_score(digits, SURPRISE_HALF)
-    score, state[i, _S_EVENT], state[i, _S_EVENT_MAX], state[i, _S_SINCE], state[i, _S_LAST] = (
-        event_step(
-            digits,
-            state[i, _S_EVENT],
-            state[i, _S_EVENT_MAX],
-            state[i, _S_SINCE],
-            state[i, _S_LAST],
-            cfg[_C_LOW],
-            cfg[_C_DROP],
-            cfg[_C_REFRACTORY],
+    # Unsigned indices: numba wraps negative indices around, and that select
+    # on every access keeps LLVM from vectorising (an unsigned index is never negative).
+    ustart = np.uint64(start)
+    for i in range(ustart, np.uint64(stop)):
+        x = count[i]
+        ok = x == x
+        level0, pmean0, age0 = state[_S_LEVEL, i], state[_S_PMEAN, i], state[_S_AGE, i]
+        pslot0 = profile[slot, i]
+        m00, m10, m20 = state[_S_M0, i], state[_S_M1, i], state[_S_M2, i]
+        s00, s10, s20 = state[_S_SC0, i], state[_S_SC1, i], state[_S_SC2, i]
+        y = log_count(x if ok else 0.0, cfg[_C_OFFSET])
+        big = expected_big(level0, pslot0, pmean0, cfg[_C_OFFSET])
+        q0, q1, q2, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2 = baseline_step(
+            y, level0, pmean0, age0, pslot0, m00, m10, m20, s00, s10, s20, big, cfg
         )
-    )
-    return score
+        state[_S_LEVEL, i] = level if ok else level0
+        state[_S_PMEAN, i] = pmean if ok else pmean0
+        state[_S_AGE, i] = age if ok else age0
+        profile[slot, i] = pslot if ok else pslot0
+        state[_S_M0, i] = m0 if ok else m00
+        state[_S_M1, i] = m1 if ok else m10
+        state[_S_M2, i] = m2 if ok else m20
+        state[_S_SC0, i] = s0 if ok else s00
+        state[_S_SC1, i] = s1 if ok else s10
+        state[_S_SC2, i] = s2 if ok else s20
+        j = i - ustart
+        qbuf[0, j] = q0 if ok else math.nan  # NaN evidence: a gap for the calibration too
+        qbuf[1, j] = q1 if ok else math.nan
+        qbuf[2, j] = q2 if ok else math.nan
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def brand_big(slot: int, profile: FloatArray, state: FloatArray, i: int, cfg: Config) -> float:
-    """:func:`expected_big` of row ``i`` for this bucket's slot."""
-    return expected_big(state[i, _S_LEVEL], profile[i, slot], state[i, _S_PMEAN], cfg[_C_OFFSET])
+def calibration_digits_block(
+    start: int, stop: int, state: FloatArray, cfg: Config, qbuf: FloatArray, out: FloatArray
+) -> None:
+    """:func:`calibration_step` for brands ``start..stop-1``: digits into ``out[i - start]``.
+
+    -1 for a gap or a brand still warming up (no score).
+    """
+    ustart = np.uint64(start)  # unsigned: see baseline_block
+    for i in range(ustart, np.uint64(stop)):
+        j = i - ustart
+        old0, old1, old2 = state[_S_ME0, i], state[_S_ME1, i], state[_S_ME2, i]
+        digits, r0, r1, r2, du0, du1, du2, me0, me1, me2 = calibration_step(
+            qbuf[0, j],
+            qbuf[1, j],
+            qbuf[2, j],
+            state[_S_RATE0, i],
+            state[_S_RATE1, i],
+            state[_S_RATE2, i],
+            state[_S_DU0, i],
+            state[_S_DU1, i],
+            state[_S_DU2, i],
+            old0,
+            old1,
+            old2,
+            cfg,
+        )
+        state[_S_RATE0, i], state[_S_RATE1, i], state[_S_RATE2, i] = r0, r1, r2
+        state[_S_DU0, i], state[_S_DU1, i], state[_S_DU2, i] = du0, du1, du2
+        # A mean excess changes only on an exceedance (a few per cent of
+        # buckets): a masked store leaves the other cache lines clean, which
+        # saves their write-back.
+        if me0 != old0:
+            state[_S_ME0, i] = me0
+        if me1 != old1:
+            state[_S_ME1, i] = me1
+        if me2 != old2:
+            state[_S_ME2, i] = me2
+        # Warm-up looks at the age before this bucket; a gap left its age alone.
+        scored = qbuf[0, j] == qbuf[0, j] and state[_S_AGE, i] - 1.0 >= cfg[_C_WARMUP]
+        out[j] = digits if scored else -1.0
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def calibration_block(
+    start: int, stop: int, state: FloatArray, cfg: Config, qbuf: FloatArray, out: FloatArray
+) -> None:
+    """:func:`calibration_digits_block` as dense scores, into ``out[start:stop]``."""
+    calibration_digits_block(start, stop, state, cfg, qbuf, out[start:stop])
+    for i in range(np.uint64(start), np.uint64(stop)):
+        out[i] = surprise_score(out[i], SURPRISE_HALF)  # -1 (no score) maps to 0
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -419,24 +553,16 @@ def volume_update(
     slot: int,
     profile: FloatArray,
     state: FloatArray,
-    table: FloatArray,
     cfg: Config,
-    sparse: bool,
     out: FloatArray,
 ) -> None:
-    """All brands of one bucket (rows of ``profile``/``state``)."""
-    for i in range(count.shape[0]):
-        out[i] = brand_step(
-            count[i],
-            slot,
-            profile,
-            state,
-            i,
-            table,
-            cfg,
-            sparse,
-            brand_big(slot, profile, state, i, cfg),
-        )
+    """Dense scores of all brands for one bucket (columns of ``profile``/``state``)."""
+    n = count.shape[0]
+    qbuf = np.empty((N_SCALES, BLOCK))
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        baseline_block(start, stop, count, slot, profile, state, cfg, qbuf)
+        calibration_block(start, stop, state, cfg, qbuf, out)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy", parallel=True)
@@ -445,24 +571,63 @@ def volume_update_parallel(
     slot: int,
     profile: FloatArray,
     state: FloatArray,
-    table: FloatArray,
     cfg: Config,
-    sparse: bool,
     out: FloatArray,
 ) -> None:
     """:func:`volume_update` over threads: brands are independent, so results are identical."""
-    for i in numba.prange(count.shape[0]):
-        out[i] = brand_step(
-            count[i],
-            slot,
-            profile,
-            state,
-            i,
-            table,
-            cfg,
-            sparse,
-            brand_big(slot, profile, state, i, cfg),
-        )
+    n = count.shape[0]
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        start = b * BLOCK
+        stop = min(start + BLOCK, n)
+        qbuf = np.empty((N_SCALES, BLOCK))
+        baseline_block(start, stop, count, slot, profile, state, cfg, qbuf)
+        calibration_block(start, stop, state, cfg, qbuf, out)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def volume_update_sparse(
+    count: FloatArray,
+    slot: int,
+    profile: FloatArray,
+    state: FloatArray,
+    cfg: Config,
+    out: FloatArray,
+) -> None:
+    """Sparse scores (one row per surge, see the module docstring) of all brands for one bucket.
+
+    The dense update, then the event rule per brand on the dense score's
+    digits (recovered exactly: the rule is a scalar loop, nothing to vectorise).
+    """
+    n = count.shape[0]
+    qbuf = np.empty((N_SCALES, BLOCK))
+    dig = np.empty(BLOCK)
+    low, drop, refractory, rearm = cfg[_C_LOW], cfg[_C_DROP], cfg[_C_REFRACTORY], cfg[_C_REARM]
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        baseline_block(start, stop, count, slot, profile, state, cfg, qbuf)
+        calibration_digits_block(start, stop, state, cfg, qbuf, dig)
+        for i in range(start, stop):
+            d = dig[i - start]
+            if d < 0.0:  # a gap or warming up: no event step
+                out[i] = 0.0
+                continue
+            (
+                out[i],
+                state[_S_EVENT, i],
+                state[_S_EVENT_MAX, i],
+                state[_S_SINCE, i],
+                state[_S_LAST, i],
+            ) = event_step(
+                d,
+                state[_S_EVENT, i],
+                state[_S_EVENT_MAX, i],
+                state[_S_SINCE, i],
+                state[_S_LAST, i],
+                low,
+                drop,
+                refractory,
+                rearm,
+            )
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -476,30 +641,28 @@ def volume_series(
     sparse: bool,
     out: FloatArray,
 ) -> None:
-    """One brand, a whole series (the benchmarked kernel): state row 0 is read and written back.
+    """One brand, a whole series (the benchmarked kernel): state column 0 is read and written back.
 
-    Same arithmetic as :func:`volume_update` (both call :func:`volume_step`),
-    with the state in local variables for the whole loop.
+    Same arithmetic as :func:`volume_update` (both call :func:`baseline_step`
+    and :func:`calibration_step`), with the state in local variables for the
+    whole loop.
     """
-    level, pmean, age = state[0, _S_LEVEL], state[0, _S_PMEAN], state[0, _S_AGE]
-    m0, m1, m2 = state[0, _S_M0], state[0, _S_M1], state[0, _S_M2]
-    s0, s1, s2 = state[0, _S_SC0], state[0, _S_SC1], state[0, _S_SC2]
-    rate, digits_u = state[0, _S_RATE], state[0, _S_DIGITS_U]
-    mean_excess = state[0, _S_MEAN_EXCESS]
-    ev, ev_max, since, last = (
-        state[0, _S_EVENT],
-        state[0, _S_EVENT_MAX],
-        state[0, _S_SINCE],
-        state[0, _S_LAST],
-    )
-    prof = profile[0]
+    level, pmean, age = state[_S_LEVEL, 0], state[_S_PMEAN, 0], state[_S_AGE, 0]
+    m0, m1, m2 = state[_S_M0, 0], state[_S_M1, 0], state[_S_M2, 0]
+    s0, s1, s2 = state[_S_SC0, 0], state[_S_SC1, 0], state[_S_SC2, 0]
+    r0, r1, r2 = state[_S_RATE0, 0], state[_S_RATE1, 0], state[_S_RATE2, 0]
+    du0, du1, du2 = state[_S_DU0, 0], state[_S_DU1, 0], state[_S_DU2, 0]
+    me0, me1, me2 = state[_S_ME0, 0], state[_S_ME1, 0], state[_S_ME2, 0]
+    ev, ev_max = state[_S_EVENT, 0], state[_S_EVENT_MAX, 0]
+    since, last = state[_S_SINCE, 0], state[_S_LAST, 0]
     warmup = cfg[_C_WARMUP]
-    low, drop, refractory = cfg[_C_LOW], cfg[_C_DROP], cfg[_C_REFRACTORY]
+    low, drop, refractory, rearm = cfg[_C_LOW], cfg[_C_DROP], cfg[_C_REFRACTORY], cfg[_C_REARM]
+    f1, f2, d_skip = cfg[_C_FISHER1], cfg[_C_FISHER2], cfg[_C_D_SKIP]
+    offset = cfg[_C_OFFSET]
     # The current slot's profile entry lives in a register while the hour
     # lasts (12 buckets at 5 minutes), not in a store/load round trip.
     cur = slots[0] if x.shape[0] else 0
-    pslot = prof[cur]
-    offset = cfg[_C_OFFSET]
+    pslot = profile[cur, 0]
     # The expected count for the next bucket is computed at the end of this
     # one (same slot; recomputed on a slot change), so the exp overlaps with
     # the rest of the bucket instead of delaying it. Same value either way.
@@ -511,62 +674,59 @@ def volume_series(
             continue
         s = slots[t]
         if s != cur:
-            prof[cur] = pslot
-            cur, pslot = s, prof[s]
+            profile[cur, 0] = pslot
+            cur, pslot = s, profile[s, 0]
             big = expected_big(level, pslot, pmean, offset)
         young = age < warmup
-        (
-            digits,
-            level,
-            pmean,
-            age,
-            pslot,
-            m0,
-            m1,
-            m2,
-            s0,
-            s1,
-            s2,
-            rate,
-            digits_u,
-            mean_excess,
-        ) = volume_step(
-            xt,
-            level,
-            pmean,
-            age,
-            pslot,
-            m0,
-            m1,
-            m2,
-            s0,
-            s1,
-            s2,
-            rate,
-            digits_u,
-            mean_excess,
-            big,
-            table,
-            cfg,
+        y = _log_count_lookup(xt, table, offset)
+        q0, q1, q2, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2 = baseline_step(
+            y, level, pmean, age, pslot, m0, m1, m2, s0, s1, s2, big, cfg
         )
         big = expected_big(level, pslot, pmean, offset)
+        d_sum, r0, r1, r2, du0, du1, du2, me0, me1, me2 = calibration_sum_finite(
+            q0, q1, q2, r0, r1, r2, du0, du1, du2, me0, me1, me2, cfg
+        )
         if young:
             out[t] = 0.0
         elif not sparse:
-            out[t] = surprise_score(digits, SURPRISE_HALF)
+            out[t] = surprise_score(fisher_digits(d_sum, f1, f2), SURPRISE_HALF)
+        elif ev == 0.0 and d_sum < d_skip:
+            # No event and surely below event_low: event_step would only
+            # count the bucket, so skip the combination's log.
+            out[t] = 0.0
+            since += 1.0
         else:
             out[t], ev, ev_max, since, last = event_step(
-                digits, ev, ev_max, since, last, low, drop, refractory
+                fisher_digits(d_sum, f1, f2), ev, ev_max, since, last, low, drop, refractory, rearm
             )
     if x.shape[0]:
-        prof[cur] = pslot
-    state[0, _S_LEVEL], state[0, _S_PMEAN], state[0, _S_AGE] = level, pmean, age
-    state[0, _S_M0], state[0, _S_M1], state[0, _S_M2] = m0, m1, m2
-    state[0, _S_SC0], state[0, _S_SC1], state[0, _S_SC2] = s0, s1, s2
-    state[0, _S_RATE], state[0, _S_DIGITS_U] = rate, digits_u
-    state[0, _S_MEAN_EXCESS] = mean_excess
-    state[0, _S_EVENT], state[0, _S_EVENT_MAX] = ev, ev_max
-    state[0, _S_SINCE], state[0, _S_LAST] = since, last
+        profile[cur, 0] = pslot
+    state[_S_LEVEL, 0], state[_S_PMEAN, 0], state[_S_AGE, 0] = level, pmean, age
+    state[_S_M0, 0], state[_S_M1, 0], state[_S_M2, 0] = m0, m1, m2
+    state[_S_SC0, 0], state[_S_SC1, 0], state[_S_SC2, 0] = s0, s1, s2
+    state[_S_RATE0, 0], state[_S_RATE1, 0], state[_S_RATE2, 0] = r0, r1, r2
+    state[_S_DU0, 0], state[_S_DU1, 0], state[_S_DU2, 0] = du0, du1, du2
+    state[_S_ME0, 0], state[_S_ME1, 0], state[_S_ME2, 0] = me0, me1, me2
+    state[_S_EVENT, 0], state[_S_EVENT_MAX, 0] = ev, ev_max
+    state[_S_SINCE, 0], state[_S_LAST, 0] = since, last
+
+
+def _fisher_inverse(digits: float, c1: float, c2: float) -> float:
+    """The digit sum ``D`` whose :func:`fisher_digits` is ``digits`` (bisection; it is increasing).
+
+    Below it a series loop knows the combined digits are below ``digits``
+    without computing them. The margin the caller takes covers the rounding
+    difference between ``math.log10`` here and ``fast_log10`` in the kernel.
+    """
+    lo, hi = digits, digits + 100.0  # fisher_digits(D) <= D, and the correction is < 100
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lam = mid * math.log(10.0)
+        if mid - math.log10(1.0 + lam * (c1 + c2 * lam)) < digits:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _halflife_alpha(halflife_buckets: float) -> float:
@@ -584,6 +744,7 @@ class VolumeDetector(Detector):
     name: ClassVar[str] = "volume"
     state_fields: ClassVar[tuple[str, ...]] = ("profile", "state")
     scalar_fields: ClassVar[tuple[str, ...]] = ("clock",)
+    state_layout: ClassVar[int] = STATE_LAYOUT
 
     def __init__(
         self,
@@ -600,6 +761,7 @@ class VolumeDetector(Detector):
         event_low: float = 2.0,
         event_drop: float = 0.2,
         refractory_hours: float = 24.0,
+        refractory_rearm: float = 0.5,
         sparse: bool = True,
     ) -> None:
         super().__init__()
@@ -616,15 +778,23 @@ class VolumeDetector(Detector):
         ):
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{pname} must be a finite number > 0, got {v!r}")
-        for pname, v in (("warmup_hours", warmup_hours), ("refractory_hours", refractory_hours)):
+        for pname, v in (
+            ("warmup_hours", warmup_hours),
+            ("refractory_hours", refractory_hours),
+            ("refractory_rearm", refractory_rearm),
+        ):
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{pname} must be a finite number >= 0, got {v!r}")
         if not (isinstance(event_drop, int | float) and 0 < event_drop < 1):
             raise ValueError(f"event_drop must be in (0, 1), got {event_drop!r}")
         scales = tuple(float(h) for h in scales_hours)
-        if not 1 <= len(scales) <= N_SCALES or not all(math.isfinite(h) and h > 0 for h in scales):
+        if (
+            not 1 <= len(scales) <= N_SCALES
+            or not all(math.isfinite(h) and h > 0 for h in scales)
+            or len(set(scales)) != len(scales)
+        ):
             raise ValueError(
-                f"scales_hours must be 1 to {N_SCALES} durations > 0, got {scales_hours!r}"
+                f"scales_hours must be 1 to {N_SCALES} distinct durations > 0, got {scales_hours!r}"
             )
         self.bucket_seconds = float(bucket_seconds)
         self.offset = float(offset)
@@ -639,18 +809,18 @@ class VolumeDetector(Detector):
         self.event_low = float(event_low)
         self.event_drop = float(event_drop)
         self.refractory_hours = float(refractory_hours)
+        self.refractory_rearm = float(refractory_rearm)
         self.sparse = bool(sparse)
         self._cfg = self._config()
-        self._table = log_table(self.offset)
         self.clock = math.nan  # start of the last bucket seen (UTC epoch seconds)
-        self.profile = np.zeros((0, DAY_SLOTS))
-        self.state = np.zeros((0, N_STATE))
+        self.profile = np.zeros((DAY_SLOTS, 0))
+        self.state = np.zeros((N_STATE, 0))
 
     def _config(self) -> tuple[float, ...]:
         per_hour = 3600.0 / self.bucket_seconds  # buckets per hour (may be < 1)
-        spans = list(self.scales_hours) + [self.scales_hours[-1]] * (
-            N_SCALES - len(self.scales_hours)
-        )
+        k = len(self.scales_hours)
+        # Padding repeats the last scale with weight 0: its state is kept but it adds no digits.
+        spans = list(self.scales_hours) + [self.scales_hours[-1]] * (N_SCALES - k)
         alpha = [2.0 / (max(h * per_hour, 1.0) + 1.0) for h in spans]
         # A profile slot is visited (buckets per day / slots) times a day.
         visits_per_day = max(24.0 * per_hour / DAY_SLOTS, 1e-9)
@@ -674,10 +844,19 @@ class VolumeDetector(Detector):
         cfg[_C_LOW] = self.event_low
         cfg[_C_DROP] = self.event_drop
         cfg[_C_REFRACTORY] = self.refractory_hours * per_hour
-        for k, a in enumerate(alpha):
-            cfg[_C_ALPHA0 + k] = a
+        cfg[_C_REARM] = self.refractory_rearm
+        for j, a in enumerate(alpha):
+            cfg[_C_ALPHA0 + j] = a
             # Variance of an EWMA of white noise, in units of the noise variance.
-            cfg[_C_PVAR0 + k] = a / (2.0 - a)
+            cfg[_C_PVAR0 + j] = a / (2.0 - a)
+        cfg[_C_W1] = 1.0 if k >= 2 else 0.0
+        cfg[_C_W2] = 1.0 if k >= 3 else 0.0
+        # Fisher: P = 10^-D sum_{j<K} L^j / j!, i.e. 1 + c1 L + c2 L^2 for K <= 3.
+        cfg[_C_FISHER1] = 1.0 if k >= 2 else 0.0
+        cfg[_C_FISHER2] = 0.5 if k >= 3 else 0.0
+        cfg[_C_D_SKIP] = _fisher_inverse(self.event_low, cfg[_C_FISHER1], cfg[_C_FISHER2]) * (
+            1.0 - 1e-9
+        )
         # A tuple, not an array: numba passes it by value, so the constants
         # live in registers and cannot alias the state arrays.
         return tuple(float(c) for c in cfg)
@@ -698,25 +877,26 @@ class VolumeDetector(Detector):
             "event_low": self.event_low,
             "event_drop": self.event_drop,
             "refractory_hours": self.refractory_hours,
+            "refractory_rearm": self.refractory_rearm,
             "sparse": self.sparse,
         }
 
     @staticmethod
     def fresh_state(n: int) -> FloatArray:
-        """State rows of ``n`` brands never seen."""
-        row = np.zeros(N_STATE)
-        row[_S_RATE] = _RATE0
-        row[_S_DIGITS_U] = -math.log10(_RATE0)
-        row[_S_MEAN_EXCESS] = _MEAN_EXCESS0
-        row[_S_SINCE] = _NEVER
-        row[[_S_SC0, _S_SC1, _S_SC2]] = _SCALE0
-        return np.tile(row, (n, 1))
+        """State columns of ``n`` brands never seen."""
+        col = np.zeros(N_STATE)
+        col[[_S_RATE0, _S_RATE1, _S_RATE2]] = _RATE0
+        col[[_S_DU0, _S_DU1, _S_DU2]] = -math.log10(_RATE0)
+        col[[_S_ME0, _S_ME1, _S_ME2]] = _MEAN_EXCESS0
+        col[_S_SINCE] = _NEVER
+        col[[_S_SC0, _S_SC1, _S_SC2]] = _SCALE0
+        return np.repeat(col[:, None], n, axis=1)
 
     def _grow(self, n: int) -> None:
-        old = len(self.state)
+        old = self.state.shape[1]
         self.profile = grow(self.profile, n, 0.0)
         self.state = grow(self.state, n, 0.0)
-        self.state[old:] = self.fresh_state(len(self.state) - old)
+        self.state[:, old:] = self.fresh_state(self.state.shape[1] - old)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> VolumeDetector:
@@ -727,8 +907,11 @@ class VolumeDetector(Detector):
                 "uncalibrated); its scores are not comparable: start from an empty state"
             )
         det = super().from_state(state)
-        if det.state.shape[1] != N_STATE:
-            raise ValueError(f"volume state has {det.state.shape[1]} columns, expected {N_STATE}")
+        if det.state.shape[0] != N_STATE or det.profile.shape[0] != DAY_SLOTS:
+            raise ValueError(
+                f"volume state has {det.state.shape[0]} rows and a {det.profile.shape[0]}-slot "
+                f"profile, expected {N_STATE} and {DAY_SLOTS}"
+            )
         return det
 
     def slot_of(self, timestamp: float | None) -> int:
@@ -745,24 +928,20 @@ class VolumeDetector(Detector):
         stats = stats.check(1)
         n = stats.count.shape[0]
         self.ensure_rows(n)
-        out = np.zeros(n)
+        out = np.empty(n)
         self.update_into(stats.count, self.slot_of(timestamp), out)
         return out
 
     def update_into(self, count: FloatArray, slot: int, out: FloatArray) -> None:
         """Kernel call for a checked, float64 ``count`` of ``n <= self.n`` brands."""
-        # Threads pay off only for large partitions (start-up costs ~10-50 us).
-        kernel = volume_update_parallel if len(count) >= PARALLEL_MIN_BRANDS else volume_update
-        kernel(
-            count,
-            slot,
-            self.profile,
-            self.state,
-            self._table,
-            self._cfg,
-            self.sparse,
-            out,
-        )
+        if self.sparse:
+            kernel = volume_update_sparse
+        elif len(count) >= PARALLEL_MIN_BRANDS:
+            # Threads pay off only for large partitions (start-up costs ~10-50 us).
+            kernel = volume_update_parallel
+        else:
+            kernel = volume_update
+        kernel(count, slot, self.profile, self.state, self._cfg, out)
 
     def score_series(self, values: FloatArray, timestamps: FloatArray | None = None) -> FloatArray:
         """Scores for one brand's whole series with fresh state (fast path; equals ``run``)."""
@@ -773,13 +952,12 @@ class VolumeDetector(Detector):
             ts = np.asarray(timestamps, dtype=np.float64)
         slots = ((ts % 86400.0) // (86400.0 / DAY_SLOTS)).astype(np.int64)
         out = np.zeros(len(x))
-        profile = np.zeros((1, DAY_SLOTS))
         volume_series(
             x,
             slots,
-            profile,
+            np.zeros((DAY_SLOTS, 1)),
             self.fresh_state(1),
-            self._table,
+            log_table(self.offset),
             self._cfg,
             self.sparse,
             out,

@@ -1,7 +1,8 @@
-"""``crisiswatch detect-series``, ``evaluate`` and ``bench-detectors``.
+"""``crisiswatch detect-series``, ``evaluate``, ``tune-series`` and ``bench-detectors``.
 
 Thin wrappers: parsing, files and progress bars here; the computation is in
-:mod:`detectors.series`, :mod:`detectors.nab` and :mod:`detectors.bench`.
+:mod:`detectors.series`, :mod:`detectors.nab`, :mod:`detectors.tuning` and
+:mod:`detectors.bench`.
 """
 
 from __future__ import annotations
@@ -157,6 +158,69 @@ def evaluate_cmd(
     click.echo(format_evaluation(ev))
 
 
+@click.command("tune-series")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option(
+    "--windows",
+    "-w",
+    "windows_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help='NAB windows file: {"dir/file.csv": [[start, end], ...]}.',
+)
+@click.option(
+    "--grid",
+    "-g",
+    "grid",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="Candidate values of a VolumeDetector parameter (repeatable; all combinations "
+    "are tried, the first values first, so list the shipped value first).",
+)
+@click.option(
+    "--half-width",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Thresholds within +-this are averaged when choosing (a plateau, not a peak).",
+)
+def tune_series_cmd(
+    src: Path, windows_path: Path, grid: tuple[str, ...], half_width: float
+) -> None:
+    """Choose settings and a threshold on labelled series in SRC, and check it leave-one-file-out.
+
+    SRC holds timestamp,value CSVs (as read by detect-series); each is scored
+    under every combination of --grid values (the shipped defaults without
+    --grid). The rule picks the setting and threshold with the best NAB
+    standard score averaged over +-half-width of the threshold, first on
+    all files, then on all but one, scoring the one left out.
+    """
+    from detectors import nab
+    from detectors.series import format_tuning, tune_files
+
+    if not 0.0 <= half_width <= 0.2:
+        raise ConfigError(f"--half-width must be in [0, 0.2], got {half_width}")
+    values: dict[str, list[Any]] = {}
+    for item in grid:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or not raw.strip():
+            raise ConfigError(f"--grid expects NAME=V1,V2,..., got {item!r}")
+        values[key.strip()] = [_parse_params((f"v={x}",))["v"] for x in raw.split(",")]
+    try:
+        windows = nab.load_windows(windows_path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputFileError(f"{windows_path}: cannot read windows: {exc}") from exc
+    try:
+        result = tune_files(_inputs(src), windows, values, half_width)
+    except TypeError as exc:
+        raise ConfigError(f"bad --grid: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    except OSError as exc:
+        raise InputFileError(str(exc)) from exc
+    click.echo(format_tuning(result))
+
+
 @click.command("bench-detectors")
 @click.option(
     "--points", type=int, default=10_000_000, show_default=True, help="Points per kernel run."
@@ -192,4 +256,9 @@ def bench_detectors_cmd(points: int, brands: int, repeats: int, output: Path) ->
     click.echo(f"written to {output}")
 
 
-COMMANDS: list[click.Command] = [detect_series_cmd, evaluate_cmd, bench_detectors_cmd]
+COMMANDS: list[click.Command] = [
+    detect_series_cmd,
+    evaluate_cmd,
+    tune_series_cmd,
+    bench_detectors_cmd,
+]

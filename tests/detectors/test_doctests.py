@@ -9,6 +9,8 @@ import pytest
 
 MODULES = [
     "detectors.kernels",
+    "detectors.fastmath",
+    "detectors.tuning",
     "detectors.volume",
     "detectors.negative_share",
     "detectors.sentiment",
