@@ -12,7 +12,7 @@ import click
 MODULES = (
     "streams.cli_core",  # worker, replay, tail, broker, demo, topics
     "streams.cli_offline",  # backtest, generate
-    "streams.cli_detectors",  # detect-series, evaluate, bench-detectors
+    "streams.cli_detectors",  # detect-series, evaluate, tune-series, bench-detectors
     "streams.cli_sentiment",  # train-sentiment, score, evaluate-sentiment, bench-sentiment
     "streams.cli_respond",  # respond
     "streams.cli_bench",  # bench-pipeline
