@@ -292,10 +292,6 @@ _LIT_HTTP = np.frombuffer(b"http://", dtype=np.uint8).copy()
 _LIT_HTTPS = np.frombuffer(b"https://", dtype=np.uint8).copy()
 _LIT_WWW = np.frombuffer(b"www.", dtype=np.uint8).copy()
 
-# Small helpers are inlined into the kernels (inline="always"): as calls, each
-# one passed its arrays through reference counting, which cost more than the
-# work they do.
-
 
 @numba.njit(cache=True, nogil=True)
 def _nul_spans(buf: npt.NDArray[np.uint8], off: npt.NDArray[np.int64]) -> None:
@@ -308,21 +304,21 @@ def _nul_spans(buf: npt.NDArray[np.uint8], off: npt.NDArray[np.int64]) -> None:
     off[k] = buf.shape[0]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _fnv_bytes(h: np.uint64, buf: npt.NDArray[np.uint8], start: int, n: int) -> np.uint64:
     for t in range(start, start + n):
         h = (h ^ np.uint64(buf[t])) * _U_PRIME
     return h
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _bigram(prev_h: np.uint64, buf: npt.NDArray[np.uint8], start: int, n: int) -> np.uint64:
     # hash of "<previous word> <this word>", both without the _NEG mark; 0 means "none"
     bi = _fnv_bytes((prev_h ^ np.uint64(0x20)) * _U_PRIME, buf, start, n)
     return bi if bi != np.uint64(0) else np.uint64(1)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _lookup(keys: npt.NDArray[np.uint64], filt: npt.NDArray[np.uint64], h: np.uint64) -> int:
     if h == np.uint64(0):
         h = np.uint64(1)
@@ -340,7 +336,7 @@ def _lookup(keys: npt.NDArray[np.uint64], filt: npt.NDArray[np.uint64], h: np.ui
         i = (i + 1) & mask
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _decode(buf: npt.NDArray[np.uint8], k: int, end: int) -> tuple[int, int]:
     """(code point, byte length) at k; invalid bytes decode as U+FFFD, length 1."""
     c = int(buf[k])
@@ -367,7 +363,7 @@ def _decode(buf: npt.NDArray[np.uint8], k: int, end: int) -> tuple[int, int]:
     return cp, n
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_emoji(cp: int) -> bool:
     return (
         (0x1F000 <= cp <= 0x1FAFF and not (0x1F3FB <= cp <= 0x1F3FF))
@@ -380,7 +376,7 @@ def _is_emoji(cp: int) -> bool:
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_ignorable(cp: int) -> bool:
     # Modifiers that decorate an emoji: skin tones, variation selectors,
     # zero-width joiner, keycap, tag characters.
@@ -394,12 +390,12 @@ def _is_ignorable(cp: int) -> bool:
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_apostrophe(cp: int) -> bool:
     return cp == 0x27 or cp == 0x2019 or cp == 0x2018 or cp == 0x2BC
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_separator_cp(cp: int) -> bool:
     # Non-ASCII punctuation, spaces, symbols and the replacement character.
     return (
@@ -414,7 +410,7 @@ def _is_separator_cp(cp: int) -> bool:
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_word_cp(cp: int) -> bool:
     if cp < 0x80:
         return (_BYTE_CLASS[cp] & _B_WORD) != 0
@@ -423,7 +419,7 @@ def _is_word_cp(cp: int) -> bool:
     return not (_is_separator_cp(cp) or _is_emoji(cp) or _is_ignorable(cp))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _starts(buf: npt.NDArray[np.uint8], i: int, j: int, lit: npt.NDArray[np.uint8]) -> bool:
     n = lit.shape[0]
     if j - i < n:
@@ -437,7 +433,7 @@ def _starts(buf: npt.NDArray[np.uint8], i: int, j: int, lit: npt.NDArray[np.uint
     return True
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _put(
     tok_uni: npt.NDArray[np.uint64],
     tok_bi: npt.NDArray[np.uint64],
@@ -471,7 +467,7 @@ def _put(
     return ntok + 1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _put_special(
     sid: int,
     bigram: bool,
@@ -506,7 +502,7 @@ def _put_special(
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _tokenize_doc(
     buf: npt.NDArray[np.uint8],
     start: int,
@@ -877,7 +873,7 @@ def _tokenize_doc(
     return ntok
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _doc_features(
     tok_uni: npt.NDArray[np.uint64],
     tok_bi: npt.NDArray[np.uint64],
@@ -933,7 +929,7 @@ def _doc_features(
     return u, pos, neg
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _dense(pos: float, neg: float) -> tuple[float, float, float]:
     """The :data:`N_DENSE` lexicon features: VADER compound, squashed positive and negative sums."""
     # Most texts have no positive or no negative word: f(0) is 0 for all three
@@ -1005,10 +1001,12 @@ def _featurize(
         indptr[d + 1] = p
 
 
-# No NRT (numba's reference-counted runtime) here: with it, every array handed to
-# an inlined helper was reference counted (atomic increments) per document and
-# per token, about a fifth of the time on tweets. Without it the kernel cannot
-# allocate, so the caller passes the work arrays. `_nrt` is numba's own (not
+# No NRT (numba's reference-counted runtime) here: with it, the arrays handed to
+# the helpers were reference counted (atomic increments) per document and per
+# token, about a fifth of the time on tweets; inlining the helpers
+# (inline="always") recovered part of that but made compiling each kernel take
+# half a minute. Without NRT the kernel cannot allocate, so the caller passes
+# the work arrays. `_nrt` is numba's own (not
 # typed, not documented) target option, there since numba 0.2x; if a release
 # drops it, this decorator fails at import, and removing the option is safe.
 @numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
