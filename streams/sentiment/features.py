@@ -880,8 +880,8 @@ def _doc_features(
     tok_val: npt.NDArray[np.float64],
     ntok: int,
     n_buckets: int,
-    row: npt.NDArray[np.int64],
-    srt: npt.NDArray[np.int64],
+    row: npt.NDArray[np.int32],
+    srt: npt.NDArray[np.int32],
 ) -> tuple[int, float, float]:
     """A document's distinct hashed feature ids, ascending, in ``row[:m]``; (m, pos, neg).
 
@@ -898,11 +898,11 @@ def _doc_features(
     neg = 0.0
     for t in range(ntok):
         u = tok_uni[t]
-        row[m] = np.int64(u & mask) if pow2 else np.int64(u % nb)
+        row[m] = np.int32(u & mask) if pow2 else np.int32(u % nb)
         m += 1
         b = tok_bi[t]
         if b != np.uint64(0):
-            row[m] = np.int64(b & mask) if pow2 else np.int64(b % nb)
+            row[m] = np.int32(b & mask) if pow2 else np.int32(b % nb)
             m += 1
         v = tok_val[t]
         if v > 0:
@@ -963,8 +963,8 @@ def _featurize(
     scratch1 = np.empty(MAX_TOKEN_BYTES + 8, dtype=np.uint8)
     txt = np.empty(0, dtype=np.uint8)
     txt_off = np.empty(1, dtype=np.int64)
-    row = np.empty(2 * MAX_TOKENS, dtype=np.int64)
-    srt = np.empty(2 * MAX_TOKENS, dtype=np.int64)
+    row = np.empty(2 * MAX_TOKENS, dtype=np.int32)
+    srt = np.empty(2 * MAX_TOKENS, dtype=np.int32)
     p = 0
     indptr[0] = 0
     for d in range(n_docs):
@@ -1028,8 +1028,8 @@ def _linear_proba(
     scratch1: npt.NDArray[np.uint8],
     txt: npt.NDArray[np.uint8],
     txt_off: npt.NDArray[np.int64],
-    row: npt.NDArray[np.int64],
-    srt: npt.NDArray[np.int64],
+    row: npt.NDArray[np.int32],
+    srt: npt.NDArray[np.int32],
     z: npt.NDArray[np.float64],
 ) -> None:
     """Softmax of (features x ``weights`` + ``intercept``) per text, without building CSR rows.
@@ -1060,12 +1060,26 @@ def _linear_proba(
             txt_off,
         )
         m, pos, neg = _doc_features(tok_uni, tok_bi, tok_val, ntok, n_buckets, row, srt)
-        for c in range(n_classes):
-            z[c] = intercept[c]
-        for a in range(m):
-            f = row[a]
+        if n_classes == 3:
+            # the shipped model: three accumulators in registers, not in z
+            z0 = intercept[0]
+            z1 = intercept[1]
+            z2 = intercept[2]
+            for a in range(m):
+                f = row[a]
+                z0 += 1.0 * weights[f, 0]
+                z1 += 1.0 * weights[f, 1]
+                z2 += 1.0 * weights[f, 2]
+            z[0] = z0
+            z[1] = z1
+            z[2] = z2
+        else:
             for c in range(n_classes):
-                z[c] += 1.0 * weights[f, c]
+                z[c] = intercept[c]
+            for a in range(m):
+                f = row[a]
+                for c in range(n_classes):
+                    z[c] += 1.0 * weights[f, c]
         d0, d1, d2 = _dense(pos, neg)
         for c in range(n_classes):
             z[c] += d0 * weights[n_buckets, c]
@@ -1158,8 +1172,8 @@ def linear_proba(
         np.empty(MAX_TOKEN_BYTES + 8, dtype=np.uint8),
         np.empty(0, dtype=np.uint8),
         np.empty(1, dtype=np.int64),
-        np.empty(2 * MAX_TOKENS, dtype=np.int64),
-        np.empty(2 * MAX_TOKENS, dtype=np.int64),
+        np.empty(2 * MAX_TOKENS, dtype=np.int32),
+        np.empty(2 * MAX_TOKENS, dtype=np.int32),
         np.empty(n_classes, dtype=np.float64),
     )
     return proba

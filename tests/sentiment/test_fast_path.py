@@ -26,7 +26,7 @@ from streams.sentiment.features import (
     linear_proba,
     tokens,
 )
-from streams.sentiment.model import LinearScorer, load
+from streams.sentiment.model import LinearScorer, _predict, load
 
 from .texts import HOSTILE, random_texts
 
@@ -100,6 +100,18 @@ def test_other_models_fast_equals_csr_reference(
     fast, ref = s.predict_proba(stress_texts), s.predict_proba_csr(stress_texts)
     assert same_bits(fast, ref)
     assert np.isfinite(fast).all()
+
+
+def test_any_number_of_classes(stress_texts: list[str]) -> None:
+    """The kernel keeps a general loop beside its three-class one."""
+    lex, nb = build_lexicon(), 1 << 10
+    rng = np.random.default_rng(4)
+    weights = rng.standard_normal((nb + N_DENSE, 4)).astype(np.float32)
+    intercept = rng.standard_normal(4)
+    indptr, indices, data = featurize(stress_texts, lex, nb)
+    ref = np.empty((len(stress_texts), 4))
+    _predict(indptr, indices, data, weights, intercept, ref)
+    assert same_bits(linear_proba(stress_texts, lex, nb, weights, intercept), ref)
 
 
 @settings(max_examples=300, deadline=None)
