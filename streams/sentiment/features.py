@@ -241,12 +241,12 @@ def _encode_spans(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDAr
     itself falls back to :func:`encode_batch`.
     """
     n = len(texts)
-    joined = "\x00".join(texts)
-    if n == 0 or joined.count("\x00") != n - 1:
+    if n == 0:
         return encode_batch(texts)
-    buf = np.frombuffer(joined.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    buf = np.frombuffer("\x00".join(texts).encode("utf-8", "surrogatepass"), dtype=np.uint8)
     off = np.empty(n + 1, dtype=np.int64)
-    _nul_spans(buf, off)
+    if _nul_spans(buf, off) != n - 1:  # a text holds a NUL: the spans are wrong
+        return encode_batch(texts)
     return buf, off
 
 
@@ -294,14 +294,18 @@ _LIT_WWW = np.frombuffer(b"www.", dtype=np.uint8).copy()
 
 
 @numba.njit(cache=True, nogil=True)
-def _nul_spans(buf: npt.NDArray[np.uint8], off: npt.NDArray[np.int64]) -> None:
+def _nul_spans(buf: npt.NDArray[np.uint8], off: npt.NDArray[np.int64]) -> int:
+    """Span starts after each NUL into ``off`` (as far as it has room); the number of NULs."""
+    n = off.shape[0] - 1
     off[0] = 0
     k = 1
     for i in range(buf.shape[0]):
         if buf[i] == 0:
-            off[k] = i + 1
+            if k < n:
+                off[k] = i + 1
             k += 1
-    off[k] = buf.shape[0]
+    off[n] = buf.shape[0]
+    return k - 1
 
 
 @numba.njit(cache=True, nogil=True)

@@ -127,7 +127,16 @@ def test_empty_batch() -> None:
 
 
 def test_spans_hold_each_text_and_at_most_a_nul() -> None:
-    for texts in (HOSTILE, random_texts(500, seed=5), ["a\x00b", "c"], [""], ["", ""], []):
+    for texts in (
+        HOSTILE,
+        random_texts(500, seed=5),
+        ["a\x00b", "c"],
+        ["a\x00", "\x00"],
+        ["\x00"],
+        [""],
+        ["", ""],
+        [],
+    ):
         b1, o1 = encode_batch(texts)
         b2, o2 = _encode_spans(texts)
         assert len(o2) == len(texts) + 1
