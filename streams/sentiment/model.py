@@ -93,6 +93,27 @@ def _score_batch(proba: npt.NDArray[np.float64]) -> ScoreBatch:
     return ScoreBatch(scores=scores, labels=proba.argmax(axis=1).astype(np.int8))
 
 
+@numba.njit(cache=True, nogil=True)
+def _scores_labels(
+    proba: npt.NDArray[np.float64], scores: npt.NDArray[np.float64], labels: npt.NDArray[np.int8]
+) -> None:
+    """:func:`_score_batch` in one pass: its numpy calls cost ~7 us a batch, most of a batch of 1."""
+    for i in range(proba.shape[0]):
+        x = proba[i, 2] - proba[i, 0]
+        if x < -1.0:  # np.clip; NaN passes through, as there
+            x = -1.0
+        elif x > 1.0:
+            x = 1.0
+        scores[i] = x
+        best = 0  # np.argmax: the first maximum, or the first NaN
+        for c in range(1, proba.shape[1]):
+            if not math.isnan(proba[i, best]) and (
+                proba[i, c] > proba[i, best] or math.isnan(proba[i, c])
+            ):
+                best = c
+        labels[i] = best
+
+
 class LinearScorer:
     """Hashed n-grams + VADER lexicon features -> logistic regression.
 
@@ -137,7 +158,11 @@ class LinearScorer:
         return proba
 
     def score(self, texts: Sequence[str]) -> ScoreBatch:
-        return _score_batch(self.predict_proba(texts))
+        proba = self.predict_proba(texts)
+        scores = np.empty(len(proba), dtype=np.float64)
+        labels = np.empty(len(proba), dtype=np.int8)
+        _scores_labels(proba, scores, labels)
+        return ScoreBatch(scores=scores, labels=labels)
 
     def score_csr(self, texts: Sequence[str]) -> ScoreBatch:
         """:meth:`score` through :meth:`predict_proba_csr` (reference and benchmark baseline)."""

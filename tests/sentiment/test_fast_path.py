@@ -26,7 +26,7 @@ from streams.sentiment.features import (
     linear_proba,
     tokens,
 )
-from streams.sentiment.model import LinearScorer, _predict, load
+from streams.sentiment.model import LinearScorer, _predict, _score_batch, _scores_labels, load
 
 from .texts import HOSTILE, random_texts
 
@@ -95,7 +95,7 @@ def test_other_models_fast_equals_csr_reference(
 ) -> None:
     """Float64 weights, a bucket count that is no power of two, logits large enough to overflow exp."""
     rng = np.random.default_rng(n_buckets)
-    weights = (rng.standard_normal((n_buckets + N_DENSE, 3)) * scale).astype(dtype)
+    weights: np.ndarray = (rng.standard_normal((n_buckets + N_DENSE, 3)) * scale).astype(dtype)
     s = LinearScorer(weights, rng.standard_normal(3), build_lexicon(), n_buckets=n_buckets)
     fast, ref = s.predict_proba(stress_texts), s.predict_proba_csr(stress_texts)
     assert same_bits(fast, ref)
@@ -119,6 +119,21 @@ def test_any_number_of_classes(stress_texts: list[str]) -> None:
 def test_fast_equals_csr_reference_on_any_text(texts: list[str]) -> None:
     s = load()
     assert same_bits(s.predict_proba(texts), s.predict_proba_csr(texts))
+
+
+def test_scores_and_labels_as_numpy_gives_them() -> None:
+    rng = np.random.default_rng(2)
+    proba = np.vstack(
+        [
+            rng.dirichlet([1.0, 1.0, 1.0], 500),
+            [[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [1 / 3] * 3, [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]],
+            [[np.nan, 0.2, 0.3], [0.2, np.nan, np.nan], [2.0, 0.0, -3.0], [-5.0, 0.0, 5.0]],
+        ]
+    )
+    scores, labels = np.empty(len(proba)), np.empty(len(proba), dtype=np.int8)
+    _scores_labels(proba, scores, labels)
+    ref = _score_batch(proba)
+    assert scores.tobytes() == ref.scores.tobytes() and labels.tobytes() == ref.labels.tobytes()
 
 
 def test_empty_batch() -> None:
