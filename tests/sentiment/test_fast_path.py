@@ -20,6 +20,7 @@ from streams.sentiment.features import (
     _featurize,
     _is_word_cp,
     _linear_proba,
+    _nul_spans,
     build_lexicon,
     encode_batch,
     featurize,
@@ -170,7 +171,7 @@ def test_byte_classes_match_the_code_point_rules() -> None:
 
 def test_kernels_release_the_gil() -> None:
     # ingest scores in a worker thread while the event loop runs
-    for kernel in (_linear_proba, _featurize):
+    for kernel in (_linear_proba, _featurize, _nul_spans, _scores_labels):
         assert kernel.targetoptions.get("nogil") is True
 
 
