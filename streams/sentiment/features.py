@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -58,6 +59,7 @@ __all__ = [
     "encode_batch",
     "featurize",
     "fnv1a",
+    "linear_proba",
     "tokens",
 ]
 
@@ -79,6 +81,7 @@ CAPS_INCR = 0.733
 N_SCALAR = -0.74
 VADER_ALPHA = 15.0
 
+_FILTER_BITS = 17  # Lexicon.filter: 2^17 bits for ~7,500 keys, ~6% false "maybe"
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -113,11 +116,22 @@ class Lexicon:
 
     Keys are FNV-1a hashes of normalised tokens (0 marks an empty slot);
     the table ships in the model artifact so scoring needs nothing else.
+    ``filter`` is derived from the keys: one bit per key, at bits 47..63 of
+    its hash. Most words are in no lexicon, and a clear bit in this 16 KiB
+    array (which stays in L1 cache) says so without touching the 128 KiB
+    table; a set bit only means "look in the table".
     """
 
     keys: npt.NDArray[np.uint64]
     values: npt.NDArray[np.float32]
     flags: npt.NDArray[np.uint8]
+    filter: npt.NDArray[np.uint64] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bits = np.zeros(1 << (_FILTER_BITS - 6), dtype=np.uint64)
+        pos = self.keys[self.keys != 0] >> np.uint64(64 - _FILTER_BITS)
+        np.bitwise_or.at(bits, pos >> np.uint64(6), np.uint64(1) << (pos & np.uint64(63)))
+        object.__setattr__(self, "filter", bits)
 
     def __len__(self) -> int:
         return int(np.count_nonzero(self.keys))
@@ -199,10 +213,41 @@ def encode_batch(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArr
     ([0, 2, 4], b'ab\\xc3\\xa9')
     """
     # surrogatepass: a lone surrogate from a bad JSON escape must not crash a batch.
-    enc = [t.encode("utf-8", "surrogatepass") for t in texts]
-    off = np.zeros(len(enc) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, enc), dtype=np.int64, count=len(enc)), out=off[1:])
-    return np.frombuffer(b"".join(enc), dtype=np.uint8), off
+    # UTF-8 encodes code point by code point, so encoding the joined batch once
+    # gives the concatenation of the texts' encodings.
+    joined = "".join(texts)
+    buf = joined.encode("utf-8", "surrogatepass")
+    n = len(texts)
+    if len(buf) == len(joined):  # all ASCII: byte lengths are string lengths
+        lens = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    else:
+        lens = np.fromiter(
+            (len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts),
+            dtype=np.int64,
+            count=n,
+        )
+    off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=off[1:])
+    return np.frombuffer(buf, dtype=np.uint8), off
+
+
+def _encode_spans(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Like :func:`encode_batch`, but text ``d`` spans ``buf[off[d]:off[d + 1]]`` plus a NUL.
+
+    The texts are joined with NUL bytes, encoded once, and the NULs found in
+    numba: no Python work per text, which :func:`encode_batch` needs for the
+    lengths. The tokenizer treats the NUL ending a span as the whitespace it
+    is, so the tokens are those of the text alone. A text holding a NUL
+    itself falls back to :func:`encode_batch`.
+    """
+    n = len(texts)
+    if n == 0:
+        return encode_batch(texts)
+    buf = np.frombuffer("\x00".join(texts).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    off = np.empty(n + 1, dtype=np.int64)
+    if _nul_spans(buf, off) != n - 1:  # a text holds a NUL: the spans are wrong
+        return encode_batch(texts)
+    return buf, off
 
 
 # ---------------------------------------------------------------- kernels
@@ -210,18 +255,80 @@ def encode_batch(texts: Sequence[str]) -> tuple[npt.NDArray[np.uint8], npt.NDArr
 _U_OFFSET = np.uint64(_FNV_OFFSET)
 _U_PRIME = np.uint64(_FNV_PRIME)
 
+# Byte classes: the hot loops test one table entry instead of a chain of ranges.
+_B_WORD = 1  # ASCII letter, digit or apostrophe
+_B_UPPER = 2
+_B_LOWER = 4
+_B_RAW_WORD = 8  # _is_word_cp of the byte value itself (how @handles are scanned)
+_B_HANDLE = 16  # continues an @handle: _B_RAW_WORD or "_"
+_B_PUNCT = 32  # ASCII, not whitespace, not a word byte: a chunk with one may be an emoticon
+
+
+def _byte_classes() -> npt.NDArray[np.uint8]:
+    cls = np.zeros(256, dtype=np.uint8)
+    for b in range(256):
+        ch = chr(b)
+        ascii_word = b < 0x80 and (ch.isalnum() or b == 0x27)
+        if ascii_word:
+            cls[b] |= _B_WORD
+        if 0x41 <= b <= 0x5A:
+            cls[b] |= _B_UPPER
+        if 0x61 <= b <= 0x7A:
+            cls[b] |= _B_LOWER
+        # Above 0x7F a byte read as a code point is Latin-1: word unless it is
+        # C1/punctuation (0x80-0xBF) or the two symbols; see _is_separator_cp.
+        if ascii_word or (b >= 0xC0 and b not in (0xD7, 0xF7)):
+            cls[b] |= _B_RAW_WORD | _B_HANDLE
+        if b == 0x5F:
+            cls[b] |= _B_HANDLE
+        if 0x20 < b < 0x80 and not ascii_word:
+            cls[b] |= _B_PUNCT
+    return cls
+
+
+_BYTE_CLASS = _byte_classes()
+_SP_HASH = np.array([fnv1a(s.encode()) for s in _SPECIALS], dtype=np.uint64)
+_LIT_HTTP = np.frombuffer(b"http://", dtype=np.uint8).copy()
+_LIT_HTTPS = np.frombuffer(b"https://", dtype=np.uint8).copy()
+_LIT_WWW = np.frombuffer(b"www.", dtype=np.uint8).copy()
+
 
 @numba.njit(cache=True, nogil=True)
-def _fnv_bytes(h: np.uint64, buf: npt.NDArray[np.uint8], n: int) -> np.uint64:
-    for i in range(n):
-        h = (h ^ np.uint64(buf[i])) * _U_PRIME
+def _nul_spans(buf: npt.NDArray[np.uint8], off: npt.NDArray[np.int64]) -> int:
+    """Span starts after each NUL into ``off`` (as far as it has room); the number of NULs."""
+    n = off.shape[0] - 1
+    off[0] = 0
+    k = 1
+    for i in range(buf.shape[0]):
+        if buf[i] == 0:
+            if k < n:
+                off[k] = i + 1
+            k += 1
+    off[n] = buf.shape[0]
+    return k - 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _fnv_bytes(h: np.uint64, buf: npt.NDArray[np.uint8], start: int, n: int) -> np.uint64:
+    for t in range(start, start + n):
+        h = (h ^ np.uint64(buf[t])) * _U_PRIME
     return h
 
 
 @numba.njit(cache=True, nogil=True)
-def _lookup(keys: npt.NDArray[np.uint64], h: np.uint64) -> int:
+def _bigram(prev_h: np.uint64, buf: npt.NDArray[np.uint8], start: int, n: int) -> np.uint64:
+    # hash of "<previous word> <this word>", both without the _NEG mark; 0 means "none"
+    bi = _fnv_bytes((prev_h ^ np.uint64(0x20)) * _U_PRIME, buf, start, n)
+    return bi if bi != np.uint64(0) else np.uint64(1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _lookup(keys: npt.NDArray[np.uint64], filt: npt.NDArray[np.uint64], h: np.uint64) -> int:
     if h == np.uint64(0):
         h = np.uint64(1)
+    b = h >> np.uint64(64 - _FILTER_BITS)
+    if (filt[b >> np.uint64(6)] >> (b & np.uint64(63))) & np.uint64(1) == np.uint64(0):
+        return -1
     mask = keys.shape[0] - 1
     i = np.int64(h & np.uint64(mask))
     while True:
@@ -310,15 +417,15 @@ def _is_separator_cp(cp: int) -> bool:
 @numba.njit(cache=True, nogil=True)
 def _is_word_cp(cp: int) -> bool:
     if cp < 0x80:
-        return (0x61 <= cp <= 0x7A) or (0x41 <= cp <= 0x5A) or (0x30 <= cp <= 0x39) or cp == 0x27
+        return (_BYTE_CLASS[cp] & _B_WORD) != 0
     if _is_apostrophe(cp):
         return True
     return not (_is_separator_cp(cp) or _is_emoji(cp) or _is_ignorable(cp))
 
 
 @numba.njit(cache=True, nogil=True)
-def _starts(buf: npt.NDArray[np.uint8], i: int, j: int, lit: bytes) -> bool:
-    n = len(lit)
+def _starts(buf: npt.NDArray[np.uint8], i: int, j: int, lit: npt.NDArray[np.uint8]) -> bool:
+    n = lit.shape[0]
     if j - i < n:
         return False
     for t in range(n):
@@ -331,6 +438,75 @@ def _starts(buf: npt.NDArray[np.uint8], i: int, j: int, lit: bytes) -> bool:
 
 
 @numba.njit(cache=True, nogil=True)
+def _put(
+    tok_uni: npt.NDArray[np.uint64],
+    tok_bi: npt.NDArray[np.uint64],
+    tok_val: npt.NDArray[np.float64],
+    ntok: int,
+    uni: np.uint64,
+    bi: np.uint64,
+    val: float,
+    want_text: bool,
+    txt: npt.NDArray[np.uint8],
+    txt_off: npt.NDArray[np.int64],
+    src: npt.NDArray[np.uint8],
+    start: int,
+    n: int,
+    negated: bool,
+) -> int:
+    """Append one token; with ``want_text`` also its string (``src[start:start+n]``, + ``_NEG``)."""
+    tok_uni[ntok] = uni
+    tok_bi[ntok] = bi
+    tok_val[ntok] = val
+    if want_text:
+        p = txt_off[ntok]
+        for t in range(n):
+            txt[p + t] = src[start + t]
+        p += n
+        if negated:
+            for t in range(_SP_OFF[_SP_NEG], _SP_OFF[_SP_NEG + 1]):
+                txt[p] = _SP_BUF[t]
+                p += 1
+        txt_off[ntok + 1] = p
+    return ntok + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _put_special(
+    sid: int,
+    bigram: bool,
+    prev_h: np.uint64,
+    tok_uni: npt.NDArray[np.uint64],
+    tok_bi: npt.NDArray[np.uint64],
+    tok_val: npt.NDArray[np.float64],
+    ntok: int,
+    want_text: bool,
+    txt: npt.NDArray[np.uint8],
+    txt_off: npt.NDArray[np.int64],
+) -> int:
+    """Append special token ``sid`` (never negated, no valence), with a bigram if asked."""
+    start = _SP_OFF[sid]
+    n = _SP_OFF[sid + 1] - start
+    bi = _bigram(prev_h, _SP_BUF, start, n) if bigram else np.uint64(0)
+    return _put(
+        tok_uni,
+        tok_bi,
+        tok_val,
+        ntok,
+        _SP_HASH[sid],
+        bi,
+        0.0,
+        want_text,
+        txt,
+        txt_off,
+        _SP_BUF,
+        start,
+        n,
+        False,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
 def _tokenize_doc(
     buf: npt.NDArray[np.uint8],
     start: int,
@@ -338,8 +514,7 @@ def _tokenize_doc(
     lex_keys: npt.NDArray[np.uint64],
     lex_vals: npt.NDArray[np.float32],
     lex_flags: npt.NDArray[np.uint8],
-    sp_buf: npt.NDArray[np.uint8],
-    sp_off: npt.NDArray[np.int64],
+    lex_filter: npt.NDArray[np.uint64],
     tok_uni: npt.NDArray[np.uint64],
     tok_bi: npt.NDArray[np.uint64],
     tok_val: npt.NDArray[np.float64],
@@ -351,13 +526,15 @@ def _tokenize_doc(
 ) -> int:
     """Tokens of buf[start:end]: unigram hash, bigram hash (0: none), valence.
 
-    With ``want_text`` the normalised token strings go to ``txt`` (offsets in
-    ``txt_off``) so :func:`tokens` can show what the model sees.
+    The one tokenizer behind :func:`featurize` (training) and
+    :func:`linear_proba` (scoring). With ``want_text`` the normalised token
+    strings go to ``txt`` (offsets in ``txt_off``) so :func:`tokens` can
+    show what the model sees.
     """
     ntok = 0
     neg_left = 0  # words still inside a negation scope
     has_prev = False
-    prev_h = _U_OFFSET  # FNV state after the previous word token (for bigrams)
+    prev_h = _U_OFFSET  # FNV hash of the previous word token (for bigrams)
     i = start
     limit = tok_uni.shape[0] - 4  # room for a token and its two markers
     while i < end and ntok < limit:
@@ -365,93 +542,82 @@ def _tokenize_doc(
             i += 1
             continue
         j = i
+        seen = 0  # byte classes in the chunk
         while j < end and buf[j] > 0x20:
+            seen |= _BYTE_CLASS[buf[j]]
             j += 1
         # --- whole-chunk cases: URL, emoticon
-        kind = -1  # -1: scan the chunk; otherwise a token is in scratch
-        n = 0
-        val = 0.0
-        if (
-            _starts(buf, i, j, b"http://")
-            or _starts(buf, i, j, b"https://")
-            or _starts(buf, i, j, b"www.")
+        c = buf[i] | 0x20
+        if (c == 0x68 or c == 0x77) and (
+            _starts(buf, i, j, _LIT_HTTP)
+            or _starts(buf, i, j, _LIT_HTTPS)
+            or _starts(buf, i, j, _LIT_WWW)
         ):
-            kind = _SP_URL
-        elif j - i <= 10:
-            punct = False
-            for t in range(i, j):
-                c = buf[t]
-                if c < 0x80 and not (
-                    (0x61 <= c <= 0x7A) or (0x41 <= c <= 0x5A) or (0x30 <= c <= 0x39) or c == 0x27
-                ):
-                    punct = True
-            if punct:
-                h = _U_OFFSET
-                for t in range(i, j):
-                    c = buf[t]
-                    if 0x41 <= c <= 0x5A:
-                        c += 32
-                    h = (h ^ np.uint64(c)) * _U_PRIME
-                slot = _lookup(lex_keys, h)
-                if slot >= 0 and (lex_flags[slot] & 2) != 0:
-                    n = j - i
-                    for t in range(n):
-                        c = buf[i + t]
-                        if 0x41 <= c <= 0x5A:
-                            c += 32
-                        scratch[t] = c
-                    val = float(lex_vals[slot])
-                    kind = 100  # emoticon
-        if kind >= 0:
-            if kind == _SP_URL:
-                n = sp_off[kind + 1] - sp_off[kind]
-                for t in range(n):
-                    scratch[t] = sp_buf[sp_off[kind] + t]
-            if neg_left > 0 and kind == 100:
-                val *= -0.74
-            ntok = _emit(
-                scratch,
-                n,
-                _KIND_WORD,
-                neg_left > 0 and kind == 100,
-                val,
-                has_prev,
-                prev_h,
-                sp_buf,
-                sp_off,
-                tok_uni,
-                tok_bi,
-                tok_val,
-                ntok,
-                want_text,
-                txt,
-                txt_off,
+            ntok = _put_special(
+                _SP_URL, has_prev, prev_h, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off
             )
-            prev_h = _fnv_bytes(_U_OFFSET, scratch, n)
+            prev_h = _SP_HASH[_SP_URL]
             has_prev = True
             if neg_left > 0:
                 neg_left -= 1
             i = j
             continue
+        if j - i <= 10 and (seen & _B_PUNCT) != 0:  # a short chunk with punctuation
+            n = j - i
+            h = _U_OFFSET
+            for t in range(n):
+                c = buf[i + t]
+                if 0x41 <= c <= 0x5A:
+                    c += 32
+                scratch[t] = c
+                h = (h ^ np.uint64(c)) * _U_PRIME
+            slot = _lookup(lex_keys, lex_filter, h)
+            if slot >= 0 and (lex_flags[slot] & FLAG_EMOTICON) != 0:
+                negated = neg_left > 0
+                val = float(lex_vals[slot])
+                if negated:
+                    val *= N_SCALAR
+                ntok = _put(
+                    tok_uni,
+                    tok_bi,
+                    tok_val,
+                    ntok,
+                    _fnv_bytes(h, _SP_BUF, _SP_OFF[_SP_NEG], 4) if negated else h,
+                    _bigram(prev_h, scratch, 0, n) if has_prev else np.uint64(0),
+                    val,
+                    want_text,
+                    txt,
+                    txt_off,
+                    scratch,
+                    0,
+                    n,
+                    negated,
+                )
+                prev_h = h
+                has_prev = True
+                if neg_left > 0:
+                    neg_left -= 1
+                i = j
+                continue
         # --- scan inside the chunk
         k = i
         while k < j and ntok < limit:
-            cp, L = _decode(buf, k, j)
-            if cp == 0x40 and k + 1 < j and _is_word_cp(int(buf[k + 1])):  # @handle
+            c = buf[k]
+            if c < 0x80:
+                cp = int(c)
+                L = 1
+            else:
+                cp, L = _decode(buf, k, j)
+            # @handle (the byte after "@" and the handle's bytes are tested as
+            # code points, byte by byte)
+            if cp == 0x40 and k + 1 < j and (_BYTE_CLASS[buf[k + 1]] & _B_RAW_WORD) != 0:
                 k += 1
-                while k < j and (_is_word_cp(int(buf[k])) or buf[k] == 0x5F):
+                while k < j and (_BYTE_CLASS[buf[k]] & _B_HANDLE) != 0:
                     k += 1
-                n = _special(scratch, _SP_USER, sp_buf, sp_off)
-                ntok = _emit(
-                    scratch,
-                    n,
-                    _KIND_WORD,
-                    False,
-                    0.0,
+                ntok = _put_special(
+                    _SP_USER,
                     has_prev,
                     prev_h,
-                    sp_buf,
-                    sp_off,
                     tok_uni,
                     tok_bi,
                     tok_val,
@@ -460,37 +626,26 @@ def _tokenize_doc(
                     txt,
                     txt_off,
                 )
-                prev_h = _fnv_bytes(_U_OFFSET, scratch, n)
+                prev_h = _SP_HASH[_SP_USER]
                 has_prev = True
                 continue
             if cp == 0x21 or cp == 0x3F:  # ! ?  (a run counts once)
                 while k < j and buf[k] == cp:
                     k += 1
-                n = _special(scratch, _SP_EXCL if cp == 0x21 else _SP_QUES, sp_buf, sp_off)
-                ntok = _emit(
-                    scratch,
-                    n,
-                    _KIND_WORD,
-                    False,
-                    0.0,
-                    has_prev,
-                    prev_h,
-                    sp_buf,
-                    sp_off,
-                    tok_uni,
-                    tok_bi,
-                    tok_val,
-                    ntok,
-                    want_text,
-                    txt,
-                    txt_off,
+                sid = _SP_EXCL if cp == 0x21 else _SP_QUES
+                ntok = _put_special(
+                    sid, has_prev, prev_h, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off
                 )
                 has_prev = False  # bigrams and negation stop at punctuation
                 neg_left = 0
                 continue
             if cp == 0x26:  # HTML entity (&amp; &lt; &#39;): markup, not words
                 t = k + 1
-                while t < j and t < k + 8 and (_is_word_cp(int(buf[t])) or buf[t] == 0x23):
+                while (
+                    t < j
+                    and t < k + 8
+                    and ((_BYTE_CLASS[buf[t]] & _B_RAW_WORD) != 0 or buf[t] == 0x23)
+                ):
                     t += 1
                 if t < j and buf[t] == 0x3B and t > k + 1:
                     k = t + 1
@@ -500,30 +655,25 @@ def _tokenize_doc(
                 neg_left = 0
                 k += L
                 continue
-            if _is_emoji(cp):
-                n = L
-                for t in range(L):
-                    scratch[t] = buf[k + t]
-                h = _fnv_bytes(_U_OFFSET, scratch, n)
-                slot = _lookup(lex_keys, h)
+            if cp >= 0x80 and _is_emoji(cp):
+                h = _fnv_bytes(_U_OFFSET, buf, k, L)
+                slot = _lookup(lex_keys, lex_filter, h)
                 val = float(lex_vals[slot]) if slot >= 0 else 0.0
-                ntok = _emit(
-                    scratch,
-                    n,
-                    _KIND_WORD,
-                    False,
-                    val,
-                    has_prev,
-                    prev_h,
-                    sp_buf,
-                    sp_off,
+                ntok = _put(
                     tok_uni,
                     tok_bi,
                     tok_val,
                     ntok,
+                    h,
+                    _bigram(prev_h, buf, k, L) if has_prev else np.uint64(0),
+                    val,
                     want_text,
                     txt,
                     txt_off,
+                    buf,
+                    k,
+                    L,
+                    False,
                 )
                 prev_h = h
                 has_prev = True
@@ -532,7 +682,16 @@ def _tokenize_doc(
             if not _is_word_cp(cp) or _is_apostrophe(cp):
                 k += L  # separators, and apostrophes that open a word ('quoted')
                 continue
-            # --- a word: lower-case, collapse elongation, count case and digits
+            # --- a word: lower-case, collapse elongation, count case and digits.
+            # scratch keeps up to two repeats of a letter, scratch1 one. The
+            # unigram and bigram hashes of scratch are carried along (hu, hb),
+            # and saved after each non-apostrophe byte (hu_w, hb_w, n_w): the
+            # trailing apostrophes trimmed below are never part of the token.
+            hu = _U_OFFSET
+            hb = (prev_h ^ np.uint64(0x20)) * _U_PRIME
+            hu_w = hu
+            hb_w = hb
+            n_w = 0
             n = 0
             n1 = 0
             run = 0
@@ -542,45 +701,83 @@ def _tokenize_doc(
             digits = 0
             elong = False
             while k < j:
-                cp, L = _decode(buf, k, j)
-                if not _is_word_cp(cp):
-                    break
-                if _is_apostrophe(cp):
-                    c = 0x27
-                    if n < MAX_TOKEN_BYTES:
-                        scratch[n] = c
-                        n += 1
-                    if n1 < MAX_TOKEN_BYTES:
-                        scratch1[n1] = c
-                        n1 += 1
+                c = buf[k]
+                if (
+                    (_BYTE_CLASS[c] & _B_LOWER) != 0
+                    and c != last
+                    and n < MAX_TOKEN_BYTES
+                    and n1 < MAX_TOKEN_BYTES
+                ):
+                    # The common byte, a lower-case letter that repeats nothing
+                    # and fits: what the general case below does, in fewer steps.
+                    letters += 1
+                    run = 1
                     last = c
+                    scratch[n] = c
+                    n += 1
+                    scratch1[n1] = c
+                    n1 += 1
+                    hu = (hu ^ np.uint64(c)) * _U_PRIME
+                    hb = (hb ^ np.uint64(c)) * _U_PRIME
+                    hu_w = hu
+                    hb_w = hb
+                    n_w = n
+                    k += 1
+                    continue
+                is_ascii = c < 0x80
+                if is_ascii:
+                    cls = _BYTE_CLASS[c]
+                    if (cls & _B_WORD) == 0:
+                        break
+                    L = 1
+                    is_apos = c == 0x27
+                else:
+                    cp, L = _decode(buf, k, j)
+                    if not _is_word_cp(cp):
+                        break
+                    is_apos = _is_apostrophe(cp)
+                    cls = 0
+                if is_apos:
+                    if n < MAX_TOKEN_BYTES:
+                        scratch[n] = 0x27
+                        n += 1
+                        hu = (hu ^ np.uint64(0x27)) * _U_PRIME
+                        hb = (hb ^ np.uint64(0x27)) * _U_PRIME
+                    if n1 < MAX_TOKEN_BYTES:
+                        scratch1[n1] = 0x27
+                        n1 += 1
+                    last = 0x27
                     run = 1
                     k += L
                     continue
-                if cp < 0x80:
-                    c = cp
-                    if 0x41 <= c <= 0x5A:
+                if is_ascii:
+                    ci = int(c)
+                    is_letter = (cls & (_B_UPPER | _B_LOWER)) != 0
+                    if (cls & _B_UPPER) != 0:
                         uppers += 1
+                        ci += 32
+                    if is_letter:
                         letters += 1
-                        c += 32
-                    elif 0x61 <= c <= 0x7A:
-                        letters += 1
-                    elif 0x30 <= c <= 0x39:
+                    else:
                         digits += 1
-                    if c == last:
+                    if ci == last:
                         run += 1
                     else:
                         run = 1
-                        last = c
-                    is_letter = 0x61 <= c <= 0x7A
+                        last = ci
                     if run <= 2 or not is_letter:
                         if n < MAX_TOKEN_BYTES:
-                            scratch[n] = c
+                            scratch[n] = ci
                             n += 1
+                            hu = (hu ^ np.uint64(ci)) * _U_PRIME
+                            hb = (hb ^ np.uint64(ci)) * _U_PRIME
+                            hu_w = hu
+                            hb_w = hb
+                            n_w = n
                     else:
                         elong = True
                     if (run == 1 or not is_letter) and n1 < MAX_TOKEN_BYTES:
-                        scratch1[n1] = c
+                        scratch1[n1] = ci
                         n1 += 1
                 else:
                     letters += 1
@@ -590,29 +787,43 @@ def _tokenize_doc(
                         if n < MAX_TOKEN_BYTES:
                             scratch[n] = buf[k + t]
                             n += 1
+                            hu = (hu ^ np.uint64(buf[k + t])) * _U_PRIME
+                            hb = (hb ^ np.uint64(buf[k + t])) * _U_PRIME
+                            hu_w = hu
+                            hb_w = hb
+                            n_w = n
                         if n1 < MAX_TOKEN_BYTES:
                             scratch1[n1] = buf[k + t]
                             n1 += 1
                 k += L
-            while n > 0 and scratch[n - 1] == 0x27:  # trailing apostrophes
-                n -= 1
+            n = n_w  # without trailing apostrophes
             while n1 > 0 and scratch1[n1 - 1] == 0x27:
                 n1 -= 1
             if n == 0:
                 continue
             if digits > 0 and letters == 0:
-                n = _special(scratch, _SP_NUM, sp_buf, sp_off)
+                s0 = _SP_OFF[_SP_NUM]
+                n = _SP_OFF[_SP_NUM + 1] - s0
+                for t in range(n):
+                    scratch[t] = _SP_BUF[s0 + t]
+                h = _SP_HASH[_SP_NUM]
+                bi = _bigram(prev_h, scratch, 0, n)
                 slot = -1
             else:
-                slot = _lookup(lex_keys, _fnv_bytes(_U_OFFSET, scratch, n))
+                h = hu_w
+                bi = hb_w if hb_w != np.uint64(0) else np.uint64(1)
+                slot = _lookup(lex_keys, lex_filter, h)
                 if elong and (slot < 0 or lex_vals[slot] == 0.0):
-                    slot1 = _lookup(lex_keys, _fnv_bytes(_U_OFFSET, scratch1, n1))
+                    h1 = _fnv_bytes(_U_OFFSET, scratch1, 0, n1)
+                    slot1 = _lookup(lex_keys, lex_filter, h1)
                     if slot1 >= 0 and lex_vals[slot1] != 0.0:
                         slot = slot1
+                        h = h1
                         n = n1
                         for t in range(n1):
                             scratch[t] = scratch1[t]
-            negator = slot >= 0 and (lex_flags[slot] & 1) != 0
+                        bi = _bigram(prev_h, scratch, 0, n)
+            negator = slot >= 0 and (lex_flags[slot] & FLAG_NEGATOR) != 0
             if not negator and n >= 3 and scratch[n - 1] == 0x74 and scratch[n - 2] == 0x27:
                 negator = scratch[n - 3] == 0x6E  # ...n't
             val = float(lex_vals[slot]) if slot >= 0 else 0.0
@@ -622,62 +833,38 @@ def _tokenize_doc(
             negated = neg_left > 0 and not negator
             if negated:
                 val *= N_SCALAR
-            ntok = _emit(
-                scratch,
-                n,
-                _KIND_WORD,
-                negated,
-                val,
-                has_prev,
-                prev_h,
-                sp_buf,
-                sp_off,
+            ntok = _put(
                 tok_uni,
                 tok_bi,
                 tok_val,
                 ntok,
+                _fnv_bytes(h, _SP_BUF, _SP_OFF[_SP_NEG], 4) if negated else h,
+                bi if has_prev else np.uint64(0),
+                val,
                 want_text,
                 txt,
                 txt_off,
+                scratch,
+                0,
+                n,
+                negated,
             )
-            prev_h = _fnv_bytes(_U_OFFSET, scratch, n)
+            prev_h = h
             has_prev = True
             if neg_left > 0:
                 neg_left -= 1
             if negator:
                 neg_left = NEG_SCOPE
+            # markers are unigrams: they neither take part in bigrams nor end them
             if caps:
-                m = _special(scratch, _SP_CAPS, sp_buf, sp_off)
-                ntok = _emit(
-                    scratch,
-                    m,
-                    _KIND_MARK,
-                    False,
-                    0.0,
-                    False,
-                    prev_h,
-                    sp_buf,
-                    sp_off,
-                    tok_uni,
-                    tok_bi,
-                    tok_val,
-                    ntok,
-                    want_text,
-                    txt,
-                    txt_off,
+                ntok = _put_special(
+                    _SP_CAPS, False, prev_h, tok_uni, tok_bi, tok_val, ntok, want_text, txt, txt_off
                 )
             if elong:
-                m = _special(scratch, _SP_ELONG, sp_buf, sp_off)
-                ntok = _emit(
-                    scratch,
-                    m,
-                    _KIND_MARK,
-                    False,
-                    0.0,
+                ntok = _put_special(
+                    _SP_ELONG,
                     False,
                     prev_h,
-                    sp_buf,
-                    sp_off,
                     tok_uni,
                     tok_bi,
                     tok_val,
@@ -691,62 +878,71 @@ def _tokenize_doc(
 
 
 @numba.njit(cache=True, nogil=True)
-def _special(
-    scratch: npt.NDArray[np.uint8],
-    sid: int,
-    sp_buf: npt.NDArray[np.uint8],
-    sp_off: npt.NDArray[np.int64],
-) -> int:
-    n = sp_off[sid + 1] - sp_off[sid]
-    for t in range(n):
-        scratch[t] = sp_buf[sp_off[sid] + t]
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def _emit(
-    scratch: npt.NDArray[np.uint8],
-    n: int,
-    kind: int,
-    negated: bool,
-    val: float,
-    has_prev: bool,
-    prev_h: np.uint64,
-    sp_buf: npt.NDArray[np.uint8],
-    sp_off: npt.NDArray[np.int64],
+def _doc_features(
     tok_uni: npt.NDArray[np.uint64],
     tok_bi: npt.NDArray[np.uint64],
     tok_val: npt.NDArray[np.float64],
     ntok: int,
-    want_text: bool,
-    txt: npt.NDArray[np.uint8],
-    txt_off: npt.NDArray[np.int64],
-) -> int:
-    h = _fnv_bytes(_U_OFFSET, scratch, n)
-    if negated:
-        for t in range(sp_off[_SP_NEG], sp_off[_SP_NEG + 1]):
-            h = (h ^ np.uint64(sp_buf[t])) * _U_PRIME
-    bi = np.uint64(0)
-    if kind == _KIND_WORD and has_prev:
-        # hash of "<previous word> <this word>", both without the _NEG mark
-        bi = (prev_h ^ np.uint64(0x20)) * _U_PRIME
-        bi = _fnv_bytes(bi, scratch, n)
-        if bi == np.uint64(0):
-            bi = np.uint64(1)
-    tok_uni[ntok] = h
-    tok_bi[ntok] = bi
-    tok_val[ntok] = val
-    if want_text:
-        p = txt_off[ntok]
-        for t in range(n):
-            txt[p + t] = scratch[t]
-        p += n
-        if negated:
-            for t in range(sp_off[_SP_NEG], sp_off[_SP_NEG + 1]):
-                txt[p] = sp_buf[t]
-                p += 1
-        txt_off[ntok + 1] = p
-    return ntok + 1
+    n_buckets: int,
+    row: npt.NDArray[np.int32],
+    srt: npt.NDArray[np.int32],
+) -> tuple[int, float, float]:
+    """A document's distinct hashed feature ids, ascending, in ``row[:m]``; (m, pos, neg).
+
+    Shared by :func:`featurize` and :func:`linear_proba`, so training and
+    scoring see the same ids in the same order. ``pos`` and ``neg`` are the
+    summed positive and negative valences, in token order. ``srt`` is
+    scratch of ``row``'s size.
+    """
+    nb = np.uint64(n_buckets)
+    mask = nb - np.uint64(1)
+    pow2 = (n_buckets & (n_buckets - 1)) == 0  # a mask is much cheaper than a division
+    m = 0
+    pos = 0.0
+    neg = 0.0
+    for t in range(ntok):
+        u = tok_uni[t]
+        row[m] = np.int32(u & mask) if pow2 else np.int32(u % nb)
+        m += 1
+        b = tok_bi[t]
+        if b != np.uint64(0):
+            row[m] = np.int32(b & mask) if pow2 else np.int32(b % nb)
+            m += 1
+        v = tok_val[t]
+        if v > 0:
+            pos += v
+        else:
+            neg += v
+    # Sort and de-duplicate by rank: an id's place is the number of smaller ids,
+    # so repeats land on one slot and leave the next empty (-1). The counting
+    # loop has no data-dependent branch and vectorises; the insertion sort it
+    # replaces spent most of its time in mispredicted loop exits.
+    for a in range(m):
+        srt[a] = -1
+    for a in range(m):
+        x = row[a]
+        r = 0
+        for b in range(m):
+            r += 1 if row[b] < x else 0
+        srt[r] = x
+    u = 0
+    for a in range(m):
+        if srt[a] >= 0:
+            row[u] = srt[a]
+            u += 1
+    return u, pos, neg
+
+
+@numba.njit(cache=True, nogil=True)
+def _dense(pos: float, neg: float) -> tuple[float, float, float]:
+    """The :data:`N_DENSE` lexicon features: VADER compound, squashed positive and negative sums."""
+    # Most texts have no positive or no negative word: f(0) is 0 for all three
+    # (with the sign of the zero), and skipping libm there is exact.
+    s = pos + neg
+    d0 = s / math.sqrt(s * s + VADER_ALPHA) if s != 0.0 else s / math.sqrt(VADER_ALPHA)
+    d1 = math.tanh(pos / 4.0) if pos != 0.0 else pos
+    d2 = math.tanh(neg / 4.0) if neg != 0.0 else neg
+    return d0, d1, d2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -757,8 +953,7 @@ def _featurize(
     lex_keys: npt.NDArray[np.uint64],
     lex_vals: npt.NDArray[np.float32],
     lex_flags: npt.NDArray[np.uint8],
-    sp_buf: npt.NDArray[np.uint8],
-    sp_off: npt.NDArray[np.int64],
+    lex_filter: npt.NDArray[np.uint64],
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],
     data: npt.NDArray[np.float64],
@@ -772,8 +967,8 @@ def _featurize(
     scratch1 = np.empty(MAX_TOKEN_BYTES + 8, dtype=np.uint8)
     txt = np.empty(0, dtype=np.uint8)
     txt_off = np.empty(1, dtype=np.int64)
-    row = np.empty(2 * MAX_TOKENS, dtype=np.int64)
-    nb = np.uint64(n_buckets)
+    row = np.empty(2 * MAX_TOKENS, dtype=np.int32)
+    srt = np.empty(2 * MAX_TOKENS, dtype=np.int32)
     p = 0
     indptr[0] = 0
     for d in range(n_docs):
@@ -784,8 +979,7 @@ def _featurize(
             lex_keys,
             lex_vals,
             lex_flags,
-            sp_buf,
-            sp_off,
+            lex_filter,
             tok_uni,
             tok_bi,
             tok_val,
@@ -795,44 +989,124 @@ def _featurize(
             txt,
             txt_off,
         )
-        m = 0
-        pos = 0.0
-        neg = 0.0
-        for t in range(ntok):
-            row[m] = np.int64(tok_uni[t] % nb)
-            m += 1
-            if tok_bi[t] != np.uint64(0):
-                row[m] = np.int64(tok_bi[t] % nb)
-                m += 1
-            v = tok_val[t]
-            if v > 0:
-                pos += v
-            else:
-                neg += v
-        # insertion sort: rows are a few dozen entries, cheaper than np.sort's allocation
-        for a in range(1, m):
-            x = row[a]
-            b = a - 1
-            while b >= 0 and row[b] > x:
-                row[b + 1] = row[b]
-                b -= 1
-            row[b + 1] = x
-        last = -1
+        m, pos, neg = _doc_features(tok_uni, tok_bi, tok_val, ntok, n_buckets, row, srt)
         for a in range(m):
-            if row[a] != last:
-                indices[p] = row[a]
-                data[p] = 1.0
-                p += 1
-                last = row[a]
-        s = pos + neg
+            indices[p] = row[a]
+            data[p] = 1.0
+            p += 1
+        d0, d1, d2 = _dense(pos, neg)
         indices[p] = n_buckets
-        data[p] = s / math.sqrt(s * s + VADER_ALPHA)
+        data[p] = d0
         indices[p + 1] = n_buckets + 1
-        data[p + 1] = math.tanh(pos / 4.0)
+        data[p + 1] = d1
         indices[p + 2] = n_buckets + 2
-        data[p + 2] = math.tanh(neg / 4.0)
+        data[p + 2] = d2
         p += N_DENSE
         indptr[d + 1] = p
+
+
+# No NRT (numba's reference-counted runtime) here: with it, the arrays handed to
+# the helpers were reference counted (atomic increments) per document and per
+# token, about a fifth of the time on tweets; inlining the helpers
+# (inline="always") recovered part of that but made compiling each kernel take
+# half a minute. Without NRT the kernel cannot allocate, so the caller passes
+# the work arrays. `_nrt` is numba's own (not
+# typed, not documented) target option, there since numba 0.2x; if a release
+# drops it, this decorator fails at import, and removing the option is safe.
+@numba.njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
+def _linear_proba(
+    buf: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int64],
+    n_buckets: int,
+    lex_keys: npt.NDArray[np.uint64],
+    lex_vals: npt.NDArray[np.float32],
+    lex_flags: npt.NDArray[np.uint8],
+    lex_filter: npt.NDArray[np.uint64],
+    weights: npt.NDArray[np.floating[Any]],
+    intercept: npt.NDArray[np.float64],
+    proba: npt.NDArray[np.float64],
+    tok_uni: npt.NDArray[np.uint64],
+    tok_bi: npt.NDArray[np.uint64],
+    tok_val: npt.NDArray[np.float64],
+    scratch: npt.NDArray[np.uint8],
+    scratch1: npt.NDArray[np.uint8],
+    txt: npt.NDArray[np.uint8],
+    txt_off: npt.NDArray[np.int64],
+    row: npt.NDArray[np.int32],
+    srt: npt.NDArray[np.int32],
+    z: npt.NDArray[np.float64],
+) -> None:
+    """Softmax of (features x ``weights`` + ``intercept``) per text, without building CSR rows.
+
+    Adds exactly what the CSR path (:func:`featurize`, then a sparse
+    product) adds, in the same order: intercept, hashed features by
+    increasing id (each once, times 1.0), then the dense features. Floating
+    point addition is not associative, so the order is kept.
+    """
+    n_docs = offsets.shape[0] - 1
+    n_classes = weights.shape[1]
+    for d in range(n_docs):
+        ntok = _tokenize_doc(
+            buf,
+            offsets[d],
+            offsets[d + 1],
+            lex_keys,
+            lex_vals,
+            lex_flags,
+            lex_filter,
+            tok_uni,
+            tok_bi,
+            tok_val,
+            scratch,
+            scratch1,
+            False,
+            txt,
+            txt_off,
+        )
+        m, pos, neg = _doc_features(tok_uni, tok_bi, tok_val, ntok, n_buckets, row, srt)
+        if n_classes == 3:
+            # the shipped model: three accumulators in registers, not in z
+            z0 = intercept[0]
+            z1 = intercept[1]
+            z2 = intercept[2]
+            for a in range(m):
+                f = row[a]
+                z0 += 1.0 * weights[f, 0]
+                z1 += 1.0 * weights[f, 1]
+                z2 += 1.0 * weights[f, 2]
+            z[0] = z0
+            z[1] = z1
+            z[2] = z2
+        else:
+            for c in range(n_classes):
+                z[c] = intercept[c]
+            for a in range(m):
+                f = row[a]
+                for c in range(n_classes):
+                    z[c] += 1.0 * weights[f, c]
+        d0, d1, d2 = _dense(pos, neg)
+        for c in range(n_classes):
+            z[c] += d0 * weights[n_buckets, c]
+        for c in range(n_classes):
+            z[c] += d1 * weights[n_buckets + 1, c]
+        for c in range(n_classes):
+            z[c] += d2 * weights[n_buckets + 2, c]
+        # max-shifted softmax, as scikit-learn's, so large logits cannot overflow
+        mx = z[0]
+        for c in range(1, n_classes):
+            mx = max(mx, z[c])
+        s = 0.0
+        for c in range(n_classes):
+            # exp(0) is exactly 1: one libm call fewer per text
+            z[c] = math.exp(z[c] - mx) if z[c] != mx else 1.0
+            s += z[c]
+        for c in range(n_classes):
+            proba[d, c] = z[c] / s
+
+
+def _csr_capacity(off: npt.NDArray[np.int64]) -> int:
+    # Every token needs at least one byte and yields at most two features.
+    return int(2 * np.minimum(np.diff(off), MAX_TOKENS).sum()) + N_DENSE * (len(off) - 1)
 
 
 def featurize(
@@ -846,9 +1120,7 @@ def featurize(
     """
     buf, off = encode_batch(texts)
     n = len(texts)
-    # Every token needs at least one byte and yields at most two features.
-    lens = np.minimum(np.diff(off), MAX_TOKENS)
-    cap = int(2 * lens.sum()) + N_DENSE * n
+    cap = _csr_capacity(off)
     indptr = np.empty(n + 1, dtype=np.int64)
     indices = np.empty(cap, dtype=np.int32)
     data = np.empty(cap, dtype=np.float64)
@@ -859,8 +1131,7 @@ def featurize(
         lexicon.keys,
         lexicon.values,
         lexicon.flags,
-        _SP_BUF,
-        _SP_OFF,
+        lexicon.filter,
         indptr,
         indices,
         data,
@@ -869,25 +1140,72 @@ def featurize(
     return indptr, indices[:nnz], data[:nnz]
 
 
-def tokens(text: str, lexicon: Lexicon) -> list[str]:
-    """The normalised tokens the model sees for ``text`` (bigrams not shown)."""
-    buf, off = encode_batch([text])
+def linear_proba(
+    texts: Sequence[str],
+    lexicon: Lexicon,
+    n_buckets: int,
+    weights: npt.NDArray[np.floating[Any]],
+    intercept: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Softmax of ``featurize(texts) @ weights + intercept``, bit for bit, without the matrix.
+
+    ``weights`` is ``(n_buckets + N_DENSE, n_classes)``, C-contiguous.
+
+    >>> w = np.zeros((1024 + N_DENSE, 3), dtype=np.float32)
+    >>> linear_proba(["good"], build_lexicon(), 1024, w, np.zeros(3)).round(3).tolist()
+    [[0.333, 0.333, 0.333]]
+    """
+    buf, off = _encode_spans(texts)
+    n_classes = weights.shape[1]
+    proba = np.empty((len(texts), n_classes), dtype=np.float64)
+    _linear_proba(
+        buf,
+        off,
+        n_buckets,
+        lexicon.keys,
+        lexicon.values,
+        lexicon.flags,
+        lexicon.filter,
+        weights,
+        intercept,
+        proba,
+        np.empty(MAX_TOKENS, dtype=np.uint64),
+        np.empty(MAX_TOKENS, dtype=np.uint64),
+        np.empty(MAX_TOKENS, dtype=np.float64),
+        np.empty(MAX_TOKEN_BYTES + 8, dtype=np.uint8),
+        np.empty(MAX_TOKEN_BYTES + 8, dtype=np.uint8),
+        np.empty(0, dtype=np.uint8),
+        np.empty(1, dtype=np.int64),
+        np.empty(2 * MAX_TOKENS, dtype=np.int32),
+        np.empty(2 * MAX_TOKENS, dtype=np.int32),
+        np.empty(n_classes, dtype=np.float64),
+    )
+    return proba
+
+
+@numba.njit(cache=True, nogil=True)
+def _tokens(
+    buf: npt.NDArray[np.uint8],
+    lex_keys: npt.NDArray[np.uint64],
+    lex_vals: npt.NDArray[np.float32],
+    lex_flags: npt.NDArray[np.uint8],
+    lex_filter: npt.NDArray[np.uint64],
+    txt: npt.NDArray[np.uint8],
+    txt_off: npt.NDArray[np.int64],
+) -> int:
     tok_uni = np.empty(MAX_TOKENS, dtype=np.uint64)
     tok_bi = np.empty(MAX_TOKENS, dtype=np.uint64)
     tok_val = np.empty(MAX_TOKENS, dtype=np.float64)
     scratch = np.empty(MAX_TOKEN_BYTES + 8, dtype=np.uint8)
     scratch1 = np.empty(MAX_TOKEN_BYTES + 8, dtype=np.uint8)
-    txt = np.empty(MAX_TOKENS * (MAX_TOKEN_BYTES + 8), dtype=np.uint8)
-    txt_off = np.zeros(MAX_TOKENS + 1, dtype=np.int64)
-    ntok = _tokenize_doc(
+    return _tokenize_doc(
         buf,
         0,
-        int(off[1]),
-        lexicon.keys,
-        lexicon.values,
-        lexicon.flags,
-        _SP_BUF,
-        _SP_OFF,
+        buf.shape[0],
+        lex_keys,
+        lex_vals,
+        lex_flags,
+        lex_filter,
         tok_uni,
         tok_bi,
         tok_val,
@@ -897,4 +1215,12 @@ def tokens(text: str, lexicon: Lexicon) -> list[str]:
         txt,
         txt_off,
     )
+
+
+def tokens(text: str, lexicon: Lexicon) -> list[str]:
+    """The normalised tokens the model sees for ``text`` (bigrams not shown)."""
+    buf, _ = encode_batch([text])
+    txt = np.empty(MAX_TOKENS * (MAX_TOKEN_BYTES + 8), dtype=np.uint8)
+    txt_off = np.zeros(MAX_TOKENS + 1, dtype=np.int64)
+    ntok = _tokens(buf, lexicon.keys, lexicon.values, lexicon.flags, lexicon.filter, txt, txt_off)
     return [bytes(txt[txt_off[t] : txt_off[t + 1]]).decode("utf-8", "replace") for t in range(ntok)]
