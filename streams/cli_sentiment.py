@@ -347,7 +347,10 @@ def format_results(results: list[dict[str, Any]], names: list[str]) -> str:
     show_default=True,
 )
 def bench_sentiment(model: str, repeats: int, seconds: float, write: bool, output: Path) -> None:
-    """Mentions scored per second on one core at batch sizes 1, 100, 1000."""
+    """Mentions scored per second on one core at batch sizes 1, 100, 1,000 and 5,000.
+
+    The fused scoring path is timed beside the CSR path (featurize + product).
+    """
     from .sentiment.bench import run_benchmark, write_section
 
     report = run_benchmark(model, repeats=repeats, seconds=seconds, log=click.echo)

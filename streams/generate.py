@@ -135,7 +135,7 @@ def _plan(
     used_brand_days: set[tuple[int, int]] = set()
     k = 0
     for kind in scenarios:
-        while True:
+        for _ in range(len(slots)):
             b, d = slots[k % len(slots)]
             k += 1
             if (
@@ -144,6 +144,12 @@ def _plan(
                 and (b, d + 1) not in used_brand_days
             ):
                 break
+        else:  # every slot taken or next to a taken one (or none after the warm-up)
+            raise ValueError(
+                f"{len(scenarios)} scenarios do not fit {len(brands)} brands x {days} days "
+                "(one per brand-day after a 3-day warm-up, never on adjacent days of a brand): "
+                "use more brands or days, or fewer --scenario"
+            )
         used_brand_days.add((b, d))
         t0 = (
             start + d * 86400 + float(rng.integers(9, 16)) * 3600 + float(rng.integers(0, 12)) * 300

@@ -70,3 +70,10 @@ def test_events_are_valid_and_carry_evidence(outcome: tuple[dict, list[dict]]) -
     opened = [e for e in events if e["status"] == "opened"]
     assert all(e["evidence"]["examples"] and e["evidence"]["top_terms"] for e in opened)
     assert all(e["evidence"]["platforms"] for e in opened)
+
+
+@pytest.mark.parametrize(("brands", "days"), [(8, 3), (8, 5), (1, 10)])
+def test_scenarios_that_cannot_fit_are_refused_with_a_reason(brands: int, days: int) -> None:
+    # Before: days <= 3 divided by zero, and 8 brands x 5 days never returned.
+    with pytest.raises(ValueError, match="do not fit"):
+        generate(brands, days, seed=1)
