@@ -660,7 +660,15 @@ class DetectEngine:
         watched = set(hot) | set(life.open) if hot or life.open else set()
         if not watched and bucket is None:
             return events
-        evidence = bucket.evidence_for(watched) if bucket is not None else {}
+        # Evidence only where the lifecycle can use it: open crises, and hot brands
+        # that pass its volume and warm-up gates (the others are turned away first).
+        ready = [
+            i
+            for i in hot
+            if st.count[i] >= self.s.min_volume and self.base_seen[i] >= self.s.warmup_buckets
+        ]
+        needed = set(ready) | set(life.open)
+        evidence = bucket.evidence_for(needed) if bucket is not None and needed else {}
         for i in sorted(watched):
             sig = self._signals(i, scores)
             base = self._baseline(i)
