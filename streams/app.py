@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 #: Longest wait for one broker answer of the idle flush's caught-up check; no
 #: answer in time counts as "not caught up".
 CAUGHT_UP_TIMEOUT_SECONDS = 5.0
+#: Largest share of the event loop's time that checkpoint encoding may take.
+CHECKPOINT_LOOP_SHARE = 0.05
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
@@ -93,6 +95,8 @@ class Pipeline:
         #: Per detect partition: the last offset counted into the engine.
         self.offsets: dict[int, int] = {}
         self.last_checkpoint: dict[int, float] = {}
+        #: Per detect partition: seconds between checkpoints (see save_checkpoint).
+        self.checkpoint_every: dict[int, float] = {}
         self.locks: dict[int, asyncio.Lock] = {}
         #: Per detect partition: since when (monotonic) every caught-up check said yes.
         self.quiet_since: dict[int, float] = {}
@@ -105,6 +109,7 @@ class Pipeline:
             self.skip_through,
             self.offsets,
             self.last_checkpoint,
+            self.checkpoint_every,
             self.quiet_since,
         ):
             d.pop(partition, None)
@@ -316,8 +321,18 @@ def create_app(settings: Settings) -> faust.App:
                     await restore(p, offset)
 
     async def save_checkpoint(p: int) -> Any:
+        t0 = time.perf_counter()
         blob = checkpoint.encode(pipe.engines[p], pipe.offsets[p])
+        took = time.perf_counter() - t0
         pipe.last_checkpoint[p] = time.monotonic()
+        # Encoding runs on the event loop and grows with the state (the
+        # duplicate-id window above all: millions of ids at a few thousand
+        # mentions/s). Spacing each partition's checkpoints by a multiple of
+        # their cost keeps all of them together to CHECKPOINT_LOOP_SHARE of the
+        # loop; a crash then replays a longer gap, which costs far less per
+        # second of input than re-encoding the whole state every few seconds.
+        spacing = took * max(len(pipe.engines), 1) / CHECKPOINT_LOOP_SHARE
+        pipe.checkpoint_every[p] = max(settings.checkpoint_seconds, spacing)
         return await ckpt_t.send(key=str(p).encode(), value=blob, partition=p)
 
     width = float(settings.bucket_seconds)
@@ -373,7 +388,8 @@ def create_app(settings: Settings) -> faust.App:
                     pipe.timing.seen(p, b * width, ingest_time)
                 futs += await count(p, docs)
                 pipe.counters["detect.in"] += n
-            if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= settings.checkpoint_seconds:
+            due = pipe.checkpoint_every.get(p, settings.checkpoint_seconds)
+            if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= due:
                 futs.append(await save_checkpoint(p))
             await asyncio.gather(*futs)
             m.BATCH_DURATION.labels("detect").observe(time.perf_counter() - t0)
