@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 #: Longest wait for one broker answer of the idle flush's caught-up check; no
 #: answer in time counts as "not caught up".
 CAUGHT_UP_TIMEOUT_SECONDS = 5.0
+#: Largest share of the event loop's time that checkpoint encoding may take.
+CHECKPOINT_LOOP_SHARE = 0.05
 
 
 def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
@@ -94,9 +96,15 @@ class Pipeline:
         #: Per detect partition: the last offset counted into the engine.
         self.offsets: dict[int, int] = {}
         self.last_checkpoint: dict[int, float] = {}
+        #: Per detect partition: seconds between checkpoints (see save_checkpoint).
+        self.checkpoint_every: dict[int, float] = {}
         self.locks: dict[int, asyncio.Lock] = {}
         #: Per detect partition: since when (monotonic) every caught-up check said yes.
         self.quiet_since: dict[int, float] = {}
+        #: Detect partitions whose first envelope since the last assignment is still to come.
+        self.first_after_assign: set[int] = set()
+        #: Partitions kept across the last rebalance, still to check against the group's commits.
+        self.kept: set[int] = set()
         #: The batch ingest stage (set by create_app).
         self.ingest: IngestService | None = None
 
@@ -106,6 +114,7 @@ class Pipeline:
             self.skip_through,
             self.offsets,
             self.last_checkpoint,
+            self.checkpoint_every,
             self.quiet_since,
         ):
             d.pop(partition, None)
@@ -317,8 +326,18 @@ def create_app(settings: Settings) -> faust.App:
                     await restore(p, offset)
 
     async def save_checkpoint(p: int) -> Any:
+        t0 = time.perf_counter()
         blob = checkpoint.encode(pipe.engines[p], pipe.offsets[p])
+        took = time.perf_counter() - t0
         pipe.last_checkpoint[p] = time.monotonic()
+        # Encoding runs on the event loop and grows with the state (the
+        # duplicate-id window above all: millions of ids at a few thousand
+        # mentions/s). Spacing each partition's checkpoints by a multiple of
+        # their cost keeps all of them together to CHECKPOINT_LOOP_SHARE of the
+        # loop; a crash then replays a longer gap, which costs far less per
+        # second of input than re-encoding the whole state every few seconds.
+        spacing = took * max(len(pipe.engines), 1) / CHECKPOINT_LOOP_SHARE
+        pipe.checkpoint_every[p] = max(settings.checkpoint_seconds, spacing)
         return await ckpt_t.send(key=str(p).encode(), value=blob, partition=p)
 
     width = float(settings.bucket_seconds)
@@ -331,6 +350,17 @@ def create_app(settings: Settings) -> faust.App:
             t0 = time.perf_counter()
             msg = event.message
             p, offset = msg.partition, msg.offset
+            if p in pipe.first_after_assign:
+                pipe.first_after_assign.discard(p)
+                log.info(
+                    "partition %d: first envelope since the assignment at offset %d "
+                    "(counted through %d, skipping through %d)",
+                    p,
+                    offset,
+                    pipe.offsets.get(p, -1),
+                    pipe.skip_through.get(p, -1),
+                    extra={"partition": p},
+                )
             if p in pipe.engines and offset > pipe.offsets.get(p, -1) + 1:
                 # Envelope offsets are consecutive (no transactions, no
                 # compaction), so a gap means another member counted the
@@ -374,20 +404,24 @@ def create_app(settings: Settings) -> faust.App:
                     pipe.timing.seen(p, b * width, ingest_time)
                 futs += await count(p, cols)
                 pipe.counters["detect.in"] += n
-            if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= settings.checkpoint_seconds:
+            due = pipe.checkpoint_every.get(p, settings.checkpoint_seconds)
+            if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= due:
                 futs.append(await save_checkpoint(p))
             await asyncio.gather(*futs)
             m.BATCH_DURATION.labels("detect").observe(time.perf_counter() - t0)
 
     async def keep_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # Faust revokes everything at each rebalance and then assigns anew.
-        # State of a partition this worker keeps is still exact (nobody else
-        # had it in between); Faust re-delivers from the committed offset, so
-        # what was already counted is skipped. Partitions that went elsewhere
-        # are dropped: the next owner restores them from the checkpoint.
+        # State of a partition this worker keeps is still exact if nobody else
+        # had it in between (verify_kept checks that against the group's
+        # commits); Faust re-delivers from the committed offset, so what was
+        # already counted is skipped. Partitions that went elsewhere are
+        # dropped: the next owner restores them from the checkpoint.
         assigned = args[0] if args else kwargs.get("assigned", ())
         pipe.quiet_since.clear()
         mine = {tp.partition for tp in assigned if tp.topic == env_topic}
+        pipe.first_after_assign = set(mine)
+        pipe.kept = mine & set(pipe.engines)
         for p in list(pipe.engines):
             if p in mine:
                 pipe.skip_through[p] = max(pipe.skip_through.get(p, -1), pipe.offsets.get(p, -1))
@@ -403,6 +437,8 @@ def create_app(settings: Settings) -> faust.App:
         if app.rebalancing:
             return
         consumer = app.consumer
+        if pipe.kept:
+            await verify_kept()
         for tp in list(consumer.assignment()):
             if tp.topic != env_topic or tp.partition in pipe.engines:
                 continue
@@ -412,6 +448,41 @@ def create_app(settings: Settings) -> faust.App:
                 return None if pos is None else int(pos)
 
             await ensure_restored(tp.partition, position)
+
+    async def verify_kept() -> None:
+        """Rebuild kept engines that another member counted further (its commits are ahead of ours).
+
+        keep_assigned assumes nobody else held a kept partition in between. A
+        worker whose session expired while it was alive (a long pause) missed
+        a generation in which another member counted its partitions; when the
+        input has stopped meanwhile, no later envelope reveals the gap. The
+        group's committed offset does: our own commits never pass what this
+        worker counted.
+        """
+        kept, pipe.kept = pipe.kept, set()
+        try:
+            committed = await asyncio.wait_for(
+                pipe.recovery.committed(sorted(kept)), CAUGHT_UP_TIMEOUT_SECONDS
+            )
+        except Exception as exc:  # checked again at the next tick
+            log.warning("committed offsets of kept partitions %s unknown: %r", sorted(kept), exc)
+            pipe.kept |= kept
+            return
+        for p, done in committed.items():
+            lock = pipe.locks.setdefault(p, asyncio.Lock())
+            async with lock:
+                if p not in pipe.engines or done is None or done <= pipe.offsets.get(p, -1) + 1:
+                    continue
+                log.warning(
+                    "partition %d: committed offset %d is past what this worker counted (%d): "
+                    "another member counted it meanwhile; restoring",
+                    p,
+                    done,
+                    pipe.offsets.get(p, -1),
+                    extra={"partition": p},
+                )
+                pipe.drop(p)
+                await restore(p, done)
 
     async def caught_up(partitions: list[int]) -> set[int]:
         """The detect partitions with nothing left upstream of them anywhere, per the broker now.

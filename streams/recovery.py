@@ -101,6 +101,22 @@ class Recovery:
             fetch_max_bytes=64 * 1024 * 1024,
         )
 
+    async def committed(self, partitions: list[int]) -> dict[int, int | None]:
+        """The detect group's committed envelope offsets of ``partitions``, from the broker.
+
+        Whoever committed them: a worker that missed a generation learns here
+        that another member counted its partitions further than it did.
+        """
+        cons = AIOKafkaConsumer(
+            **aiokafka_config(self.s), group_id=self.s.app_id, enable_auto_commit=False
+        )
+        await cons.start()  # no subscribe(): it never joins the group
+        try:
+            topic = envelope_topic(self.s)
+            return {p: await cons.committed(TopicPartition(topic, p)) for p in partitions}
+        finally:
+            await cons.stop()
+
     async def load(self, partition: int) -> tuple[DetectEngine, int]:
         """The newest checkpoint of ``partition`` as (engine, offset), or a fresh engine and -1."""
         tp = TopicPartition(self.topic, partition)

@@ -281,3 +281,41 @@ def summary(scenario: str, **fields: Any) -> str:
     line = f"reliability {scenario}: " + " ".join(f"{k}={v}" for k, v in fields.items())
     print(line, flush=True)
     return line
+
+
+def assigned(worker: Worker) -> set[str]:
+    """``topic:partition`` of everything a ready worker consumes (empty while not ready)."""
+    try:
+        body = worker.get("/ready")
+    except (OSError, ValueError):
+        return set()
+    return set(body.get("assigned", [])) if body.get("ready") else set()
+
+
+def owns_all(worker: Worker, topics: set[str], partitions: int) -> bool:
+    want = {f"{t}:{p}" for t in topics for p in range(partitions)}
+    return want <= assigned(worker)
+
+
+def work_topics(*workers: Worker) -> set[str]:
+    """The input topics of the workers' consumers (raw and detect's input), not Faust's own."""
+    names = {a.rsplit(":", 1)[0] for w in workers for a in assigned(w)}
+    return {n for n in names if "__assignor" not in n}
+
+
+def group_progress(bootstrap: str, group: str, topic: str, partitions: int) -> str:
+    """``p:committed/end`` per partition of ``topic`` for consumer ``group`` (for a failure's summary).
+
+    Shows where a scenario that lost mentions stopped: a raw partition whose
+    ingest commit lags its end was never fully ingested; an envelope partition
+    whose detect commit lags was never fully counted.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    cons = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = cons.end_offsets(tps)
+        return ",".join(f"{tp.partition}:{cons.committed(tp)}/{ends[tp]}" for tp in tps)
+    finally:
+        cons.close(autocommit=False)

@@ -27,13 +27,16 @@ import pytest
 from streams.synth import surge_stream
 from tests.kafka_support import WorkerFactory
 from tests.reliability.support import (
+    assigned,
     dead_letter_reasons,
     loss,
+    owns_all,
     send_checked,
     stats,
     summary,
     wait_counts,
     wait_until,
+    work_topics,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
@@ -42,25 +45,6 @@ FULL = os.environ.get("CRISISWATCH_RELIABILITY_FULL") == "1"
 BRANDS = [f"brand{i:02d}" for i in range(16)]
 N = 40_000
 PARTITIONS = 4
-
-
-def assigned(w: object) -> set[str]:
-    try:
-        body = w.get("/ready")  # type: ignore[attr-defined]
-    except (OSError, ValueError):
-        return set()
-    return set(body.get("assigned", [])) if body.get("ready") else set()
-
-
-def owns_all(w: object, topics: set[str]) -> bool:
-    want = {f"{t}:{p}" for t in topics for p in range(PARTITIONS)}
-    return want <= assigned(w)
-
-
-def work_topics(*ws: object) -> set[str]:
-    """The input topics of the workers' consumers (raw and detect's input), not Faust's own."""
-    names = {a.rsplit(":", 1)[0] for w in ws for a in assigned(w)}
-    return {n for n in names if "__assignor" not in n}
 
 
 @pytest.mark.parametrize(
@@ -144,7 +128,7 @@ def test_worker_killed_partitions_move_and_counts_stay_exact(
         moved = sorted(s for s in assigned(victim) if s.rsplit(":", 1)[0] in detect_in)
         t_kill = time.monotonic()
         victim.stop(signal.SIGKILL)
-        took_over = wait_until(lambda: owns_all(survivor, in_play), 180, 0.25)
+        took_over = wait_until(lambda: owns_all(survivor, in_play, PARTITIONS), 180, 0.25)
         failover_s = time.monotonic() - t_kill
         producer.join(300)
         assert not errors, errors
