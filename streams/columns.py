@@ -223,14 +223,17 @@ class Mentions:
         )
 
     def split(self, max_bytes: int) -> list[bytes]:
-        """Envelopes of at most ``max_bytes`` each (halving the rows until they fit; one row always goes)."""
+        """Envelopes of at most ``max_bytes`` each, in row order (a single row always goes)."""
         env = self.to_envelope()
         if len(env) <= max_bytes or len(self) <= 1:
             return [env]
-        half = len(self) // 2
-        return self.take(np.arange(half)).split(max_bytes) + self.take(
-            np.arange(half, len(self))
-        ).split(max_bytes)
+        # Parts of equal row counts, sized from this encoding; a part that still
+        # comes out too large (long texts bunched together) is split again.
+        parts = min(len(self), -(-len(env) * 11 // (10 * max_bytes)))
+        out: list[bytes] = []
+        for rows in np.array_split(np.arange(len(self)), parts):
+            out += self.take(rows).split(max_bytes)
+        return out
 
     @classmethod
     def from_envelope(cls, value: bytes | None) -> Mentions | None:

@@ -25,7 +25,6 @@ a backtest, or a partition idle for a while).
 
 from __future__ import annotations
 
-import base64
 import math
 import time
 from collections import Counter, deque
@@ -41,6 +40,7 @@ from detectors import BucketStats, Detector, make_detector
 
 from .columns import NEGATIVE, Mentions
 from .evidence import SAMPLE, Evidence, EvidenceRow
+from .idset import IdSet
 from .lifecycle import SEVERITIES, Baseline, Lifecycle, Signals
 from .settings import Settings
 
@@ -274,8 +274,8 @@ class DetectEngine:
         self.base_seen = np.zeros(0)
         # Mention ids per bucket, kept for ``dedupe_buckets`` buckets after the
         # bucket closes: a duplicate always falls in its original's bucket.
-        #: Per bucket: sorted 64-bit hashes of its mention ids (streams.columns.hash_ids).
-        self.seen: dict[int, npt.NDArray[np.uint64]] = {}
+        #: Per bucket: the 64-bit hashes of its mention ids (streams.columns.hash_ids).
+        self.seen: dict[int, IdSet] = {}
         self._zeros: npt.NDArray[np.float64] | None = None
         #: Called as on_close(bucket, stats, scores) after each bucket is scored (backtest plots).
         self.on_close: Callable[[int, BucketStats, np.ndarray], None] | None = None
@@ -321,10 +321,7 @@ class DetectEngine:
                 name: getattr(self, f"base_{name}")[:n]
                 for name in ("volume", "negshare", "sentiment", "seen")
             },
-            "seen": {
-                str(b): base64.b64encode(ids.astype("<u8").tobytes()).decode()
-                for b, ids in self.seen.items()
-            },
+            "seen": {str(b): ids.to_text() for b, ids in self.seen.items()},
             "detector": _pack(det),
         }
 
@@ -354,10 +351,7 @@ class DetectEngine:
         eng._ensure_baselines(n)
         for name, arr in st["base"].items():
             getattr(eng, f"base_{name}")[:n] = np.asarray(arr, dtype=np.float64)
-        eng.seen = {
-            int(b): np.frombuffer(base64.b64decode(ids), dtype="<u8").astype(np.uint64)
-            for b, ids in st["seen"].items()
-        }
+        eng.seen = {int(b): IdSet.from_text(ids) for b, ids in st["seen"].items()}
         return eng
 
     # -- input -------------------------------------------------------------
@@ -417,27 +411,20 @@ class DetectEngine:
             b = int(bk[pos[0]])
             h = hashes[pos]
             seen = self.seen.get(b)
-            # A re-delivery is an id its bucket has counted, or an earlier row of this batch.
-            dup = np.zeros(len(pos), dtype=np.bool_)
-            if seen is not None and len(seen):
-                at = np.minimum(np.searchsorted(seen, h), len(seen) - 1)
-                dup = seen[at] == h
             if b < next_close:
                 # Closed: a re-delivery of a counted mention is a duplicate, the rest is late.
+                dup = seen.contains(h) if seen is not None else np.zeros(len(h), dtype=np.bool_)
                 res.duplicates += int(dup.sum())
                 late.extend(sel[pos[~dup]].tolist())
                 counted[pos] = False
                 continue
-            uniq, first = np.unique(h, return_index=True)
-            if len(first) < len(h):
-                repeat = np.ones(len(h), dtype=np.bool_)
-                repeat[first] = False
-                dup |= repeat
+            if seen is None:
+                seen = self.seen[b] = IdSet(len(h))
+            # A re-delivery is an id its bucket has counted, or an earlier row of this batch.
+            dup = seen.add(h)
             if dup.any():
                 counted[pos[dup]] = False
                 res.duplicates += int(dup.sum())
-                uniq = np.unique(h[~dup])
-            self.seen[b] = uniq if seen is None else np.union1d(seen, uniq)
         if late:
             late.sort()
             res.late = [m.doc(k) for k in late]
