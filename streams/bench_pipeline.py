@@ -631,7 +631,7 @@ def run_benchmark(
             took, _ = produce(bootstrap, topic, records)
             log(f"preloaded {n:,} records into {topic} in {took:.1f}s")
             del records
-            bare, empty, one, two = [], [], [], []
+            bare, empty, one, lean, two = [], [], [], [], []
             for r in range(repeats):
                 log(f"repeat {r + 1}/{repeats}: bare consumer")
                 bare.append(asyncio.run(_bare(bootstrap, topic, n)))
@@ -640,7 +640,10 @@ def run_benchmark(
                 log(f"  {empty[-1]['rate']:,.0f}/s; pipeline, 1 worker")
                 limit = max(300.0, n / 3000)  # a stalled worker must not hang the run
                 one.append(measure_pipeline(Run("one", bootstrap, tmp, topic), n, 1, limit))
-                log(f"  {one[-1]['rate']:,.0f}/s; pipeline, 2 workers")
+                log(f"  {one[-1]['rate']:,.0f}/s; pipeline, 1 worker, mentions.scored off")
+                off = {"publish_scored": "false"}
+                lean.append(measure_pipeline(Run("lean", bootstrap, tmp, topic, off), n, 1, limit))
+                log(f"  {lean[-1]['rate']:,.0f}/s; pipeline, 2 workers")
                 two.append(measure_pipeline(Run("two", bootstrap, tmp, topic), n, 2, limit))
                 log(f"  {two[-1]['rate']:,.0f}/s (load {load1():.2f})")
                 res["loads"].append(load1())
@@ -648,7 +651,13 @@ def run_benchmark(
             def med(rows: list[dict[str, Any]], key: str) -> float:
                 return float(statistics.median(r[key] for r in rows))
 
-            for name, rows in (("bare", bare), ("empty", empty), ("one", one), ("two", two)):
+            for name, rows in (
+                ("bare", bare),
+                ("empty", empty),
+                ("one", one),
+                ("lean", lean),
+                ("two", two),
+            ):
                 res[name] = {k: med(rows, k) for k in rows[0] if isinstance(rows[0][k], float)}
                 res[name]["all"] = [round(r["rate"]) for r in rows]
             rate = res["one"]["rate"] * 0.5
@@ -709,6 +718,7 @@ def report(res: dict[str, Any], command: str) -> str:
         row("(a) bare aiokafka consumer, getmany + orjson.loads", res["bare"]),
         row("empty Faust agent (raw values, take(5000), tuned buffers)", res["empty"]),
         row("(b) pipeline, 1 worker", res["one"]),
+        row("(b') pipeline, 1 worker, `CRISISWATCH_PUBLISH_SCORED=false`", res["lean"]),
         row("(c) pipeline, 2 workers", res["two"]),
         "",
         f"Latency at 50% of (b) ({lat['rate']:,.0f} mentions/s offered, "

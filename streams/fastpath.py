@@ -324,7 +324,7 @@ class IngestService(Service):
             scores = await asyncio.to_thread(ing.score_batch, ib)
             assert scores is not None
             ib.apply(scores, ing.scorer.name)
-        scored = ib.scored_values()
+        scored = ib.scored_values() if s.publish_scored else []
 
         await self._producer_metadata()
         p_scored = self._partitioner(s.topic_scored)
@@ -339,7 +339,7 @@ class IngestService(Service):
         # Previous batch delivered and committed first: commits stay in order.
         await self.drain()
         futs: list[Awaitable[Any]] = []
-        for p, rows in _by_partition(part_scored):
+        for p, rows in _by_partition(part_scored) if s.publish_scored else ():
             if len(rows) == len(scored):
                 recs = zip(row_keys, scored, strict=True)
             else:
@@ -386,7 +386,7 @@ class IngestService(Service):
         m.RECORDS_CONSUMED.labels("ingest", s.topic_raw).inc(n)
         m.faust_sensor_received(s.topic_raw, n)
         m.RECORDS_PROCESSED.labels("ingest", "scored").inc(n_ok)
-        m.RECORDS_PRODUCED.labels(s.topic_scored).inc(n_ok)
+        m.RECORDS_PRODUCED.labels(s.topic_scored).inc(n_ok if s.publish_scored else 0)
         m.RECORDS_PRODUCED.labels(self.envelope_topic).inc(n_env)
         m.observe_many(m.EVENT_TO_PROCESSED.labels("ingest"), time.time() - ib.event_time)
 

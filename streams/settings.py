@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     brand_silence_seconds: float = Field(default=900.0, gt=0)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_seconds: float = Field(default=0.2, gt=0, le=60)
+    # Write every scored mention to topic_scored (downstream consumers of
+    # mentions.scored). Detection does not need it: off halves the records
+    # ingest produces and the broker stores.
+    publish_scored: bool = True
 
     # Sentiment.
     sentiment_model: str = "linear-v1"

@@ -69,3 +69,15 @@ def test_surge_opens_exactly_one_crisis_and_malformed_records_are_dead_lettered(
     assert stats["brands"] == dict(want)
     assert stats["counters"]["deadletter.ingest"] == 100
     assert w.alive()
+
+
+def test_without_the_scored_topic_every_mention_is_still_counted(workers: WorkerFactory) -> None:
+    w = workers.start(publish_scored="false")
+    mentions = surge_stream(BRANDS, 3_000, surge_brand="initech", seed=12)
+    workers.produce(
+        workers.topic("raw"), [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
+    )
+    events = workers.consume(workers.topic("events"), idle=15, timeout=120)
+    assert [orjson.loads(e.value)["brand"] for e in events][:1] == ["initech"]
+    assert w.get("/stats")["brands"] == dict(Counter(m["brand"] for m in mentions))
+    assert workers.consume(workers.topic("scored"), idle=3, timeout=10) == []
