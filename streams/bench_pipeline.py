@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ import orjson
 
 from . import benchdoc
 from .benchdoc import machine
+from .ports import free_port, free_port_block
 
 PROJECT = Path(__file__).resolve().parent.parent
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
@@ -66,12 +66,6 @@ NEGATIVE = (
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _iso(ts: float) -> str:
@@ -202,7 +196,7 @@ def broker() -> Iterator[str]:
         yield external
         return
     home = Path(tempfile.mkdtemp(prefix="cw-bench-kafka-"))
-    port = free_port()
+    port = free_port_block((0, 1000))  # kafka.sh puts the controller on port + 1000
     env = {
         **os.environ,
         "KAFKA_HOME_DIR": str(home),

@@ -23,16 +23,11 @@ import orjson
 
 from .cli_core import PROJECT, format_event, replay_file, run_kafka_sh
 from .errors import CrisiswatchError
+from .ports import free_port
 from .settings import load_settings
 from .synth import QUICK_SETTINGS
 
 DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo_mentions.jsonl"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_open(port: int) -> bool:
@@ -71,7 +66,7 @@ def run_demo(port: int = 9092, timeout: float = 120.0) -> int:
                     f"▶ using the Kafka broker already listening on 127.0.0.1:{port}", bold=True
                 )
             bootstrap = f"127.0.0.1:{port}"
-        web_port = _free_port()
+        web_port = free_port()
         env = {
             **os.environ,
             "CRISISWATCH_KAFKA_BOOTSTRAP": bootstrap,

@@ -2,7 +2,7 @@
 
 The session fixture ``kafka_bootstrap`` uses ``CRISISWATCH_TEST_BOOTSTRAP``
 if set, else starts the project's local broker (deploy/kafka/kafka.sh) on
-``CRISISWATCH_TEST_KAFKA_PORT`` (default 39092) with its own state folder,
+``CRISISWATCH_TEST_KAFKA_PORT`` (default 29092) with its own state folder,
 and stops it at the end if it started it.
 """
 
@@ -26,7 +26,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if external:
         yield external
         return
-    port = int(os.environ.get("CRISISWATCH_TEST_KAFKA_PORT", "39092"))
+    port = int(os.environ.get("CRISISWATCH_TEST_KAFKA_PORT", "29092"))
     env = {**os.environ, "KAFKA_HOME_DIR": str(TEST_STATE)}
     script = PROJECT / "deploy" / "kafka" / "kafka.sh"
     started = not port_open(port)

@@ -12,7 +12,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from tests.kafka_support import PROJECT, free_port
+from streams.ports import free_port_block
+from tests.kafka_support import PROJECT
 
 pytestmark = pytest.mark.kafka
 SCRIPT = PROJECT / "deploy" / "kafka" / "kafka.sh"
@@ -45,9 +46,7 @@ def test_start_is_idempotent_and_status_says_where_logs_are(kafka_bootstrap: str
 
 
 def test_three_node_cluster_replicates_and_survives_one_node(tmp_path: Path) -> None:
-    base = free_port()
-    while any(_busy(base + i) for i in (1, 2, 1000, 1001, 1002)):
-        base = free_port()
+    base = free_port_block((0, 1, 2, 1000, 1001, 1002))
     state = tmp_path / "cluster"
     try:
         sh("cluster-start", "--port", str(base), state=state)
@@ -76,10 +75,3 @@ def test_three_node_cluster_replicates_and_survives_one_node(tmp_path: Path) -> 
         assert sh("cluster-status", state=state).returncode == 0
     finally:
         sh("cluster-stop", state=state, check=False)
-
-
-def _busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0

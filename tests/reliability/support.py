@@ -12,12 +12,11 @@ counted more than once (both must be 0).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,33 +24,10 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
+from streams.ports import free_port_block
 from tests.kafka_support import PROJECT, Worker, WorkerFactory
 
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def free_port_block(offsets: Sequence[int], start: int = 41_000, stop: int = 48_000) -> int:
-    """A base port P with every ``P + offset`` free on 127.0.0.1 (kafka.sh needs P+1000...)."""
-    pid_spread = (os.getpid() * 7) % (stop - start - 2_000)
-    for base in range(start + pid_spread, stop - 2_000, 10):
-        if all(_free(base + o) for o in offsets):
-            return base
-    for base in range(start, stop - 2_000, 10):
-        if all(_free(base + o) for o in offsets):
-            return base
-    raise RuntimeError("no free port block for a private broker")
 
 
 @dataclass
