@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 #: Longest wait for one broker answer of the idle flush's caught-up check; no
 #: answer in time counts as "not caught up".
 CAUGHT_UP_TIMEOUT_SECONDS = 5.0
+#: Bytes of a Kafka record batch besides the checkpoint's value (headers, key, batch header).
+CHECKPOINT_RECORD_OVERHEAD = 4096
 #: Largest share of the event loop's time that checkpoint encoding may take.
 CHECKPOINT_LOOP_SHARE = 0.05
 
@@ -360,7 +362,45 @@ def create_app(settings: Settings) -> faust.App:
         # second of input than re-encoding the whole state every few seconds.
         spacing = took * max(len(pipe.engines), 1) / CHECKPOINT_LOOP_SHARE
         pipe.checkpoint_every[p] = max(settings.checkpoint_seconds, spacing)
-        return await ckpt_t.send(key=str(p).encode(), value=blob, partition=p)
+        # A checkpoint is an optimisation: a restore replays the envelopes
+        # after the last one written. So one that cannot be written is logged
+        # and counted, and never takes the agent down (a 67 MB checkpoint did,
+        # in a 30-minute soak, before dedupe_max_ids bounded the id window).
+        if len(blob) > CHECKPOINT_MAX_BYTES - CHECKPOINT_RECORD_OVERHEAD:
+            m.CHECKPOINT_FAILURES.labels("too_large").inc()
+            log.error(
+                "partition %d: checkpoint of %d bytes exceeds the %d-byte record limit; "
+                "not written (a restore replays from the previous one). Lower "
+                "CRISISWATCH_DEDUPE_MAX_IDS or raise the limit.",
+                p,
+                len(blob),
+                CHECKPOINT_MAX_BYTES,
+                extra={"partition": p},
+            )
+            return _settled(None, p, len(blob))
+        try:
+            fut = await ckpt_t.send(key=str(p).encode(), value=blob, partition=p)
+        except Exception as exc:
+            return _settled(exc, p, len(blob))
+        return _settled(fut, p, len(blob))
+
+    async def _settled(fut: Any, p: int, size: int) -> None:
+        """Await a checkpoint's delivery; a failure is logged and counted, not raised."""
+        try:
+            if isinstance(fut, BaseException):
+                raise fut
+            if fut is not None:
+                await fut
+        except Exception as exc:
+            m.CHECKPOINT_FAILURES.labels("send_failed").inc()
+            log.error(
+                "partition %d: checkpoint of %d bytes not written (%r); a restore replays "
+                "from the previous one",
+                p,
+                size,
+                exc,
+                extra={"partition": p},
+            )
 
     width = float(settings.bucket_seconds)
 

@@ -273,7 +273,8 @@ class DetectEngine:
         self.base_sentiment = np.zeros(0)
         self.base_seen = np.zeros(0)
         # Mention ids per bucket, kept for ``dedupe_buckets`` buckets after the
-        # bucket closes: a duplicate always falls in its original's bucket.
+        # bucket closes (at most ``dedupe_max_ids`` of closed buckets): a
+        # duplicate always falls in its original's bucket.
         #: Per bucket: the 64-bit hashes of its mention ids (streams.columns.hash_ids).
         self.seen: dict[int, IdSet] = {}
         self._zeros: npt.NDArray[np.float64] | None = None
@@ -576,7 +577,25 @@ class DetectEngine:
             events.extend(self._close(b, bucket))
             self.next_close = b + 1
             self.seen.pop(b - self.s.dedupe_buckets, None)
+        self._cap_seen()
         return events
+
+    def _cap_seen(self) -> None:
+        """Drop the oldest closed buckets' ids beyond ``dedupe_max_ids`` (open buckets keep theirs).
+
+        A closed bucket's ids only decide whether a re-delivery that arrives
+        after the close is dropped as a duplicate or dead-lettered as late;
+        it is not counted either way, so the cap never changes a count.
+        """
+        nc = self.next_close
+        if nc is None:
+            return
+        closed = sorted(k for k in self.seen if k < nc)
+        total = sum(len(self.seen[k]) for k in closed)
+        for k in closed:
+            if total <= self.s.dedupe_max_ids:
+                break
+            total -= len(self.seen.pop(k))
 
     def _close(self, b: int, bucket: Bucket | None) -> list[dict[str, Any]]:
         n = len(self.brands)

@@ -134,6 +134,12 @@ DEAD_LETTERS = Counter(
     "Records sent to the dead-letter topic, by stage and reason class.",
     ["stage", "reason"],
 )
+CHECKPOINT_FAILURES = Counter(
+    "crisiswatch_checkpoint_failures_total",
+    "Detect checkpoints not written (too large, or refused by the broker); a restore then "
+    "replays from the previous one.",
+    ["reason"],
+)
 BATCH_DURATION = Histogram(
     "crisiswatch_batch_duration_seconds",
     "Wall time to process one batch, including awaiting delivery of its output.",
@@ -448,6 +454,8 @@ def prime(topics: Mapping[str, str]) -> None:
         DEAD_LETTERS.labels("detect", reason)
     for status in STATUSES:
         INGEST_TO_CRISIS_EVENT.labels(status)
+    for reason in ("too_large", "send_failed"):
+        CHECKPOINT_FAILURES.labels(reason)
 
 
 def observe_scores(detector: str, scores: np.ndarray) -> None:

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     # Duplicate mention ids are dropped while their bucket is open and for this
     # many buckets after it closes (1 hour at the default 5-minute buckets).
     dedupe_buckets: int = Field(default=12, ge=0, le=10_000)
+    # ...and at most this many ids of closed buckets per detect partition: the
+    # oldest closed buckets' ids go first, so memory and checkpoint size stay
+    # bounded at any rate (2,000,000 ids: 16 MB in a checkpoint, 32-64 MB of
+    # tables). Open buckets always keep all their ids (exact counts).
+    dedupe_max_ids: int = Field(default=2_000_000, ge=0)
 
     # Responders (`crisiswatch respond`). Secrets are repr=False so they never
     # show up in a logged or printed Settings; URLs that carry a token (Slack's)

@@ -60,3 +60,31 @@ def test_bucket_width_change_is_refused(docs: list[dict]) -> None:
     blob = checkpoint.encode(eng, 99)
     with pytest.raises(ValueError, match="CRISISWATCH_BUCKET_SECONDS"):
         checkpoint.decode(Settings(bucket_seconds=60), blob)
+
+
+def test_closed_buckets_ids_are_capped_and_counts_stay_exact(docs: list[dict]) -> None:
+    """dedupe_max_ids drops the oldest closed buckets' ids; open buckets keep theirs; counts exact."""
+    cap = 400
+    s = QUICK.model_copy(update={"dedupe_max_ids": cap})
+    capped, ref = DetectEngine(s), DetectEngine(QUICK)
+    for a in range(0, 5000, 250):
+        capped.add(docs[a : a + 250])
+        ref.add(docs[a : a + 250])
+        nc = capped.next_close
+        assert nc is not None
+        closed = [k for k in capped.seen if k < nc]
+        assert sum(len(capped.seen[k]) for k in closed) <= cap
+        # Open buckets keep every id they counted.
+        for k, ids in capped.seen.items():
+            if k >= nc:
+                assert len(ids) == len(ref.seen[k])
+    assert capped.totals == ref.totals
+    assert sum(len(v) for v in ref.seen.values()) > 2 * cap  # the cap did bite
+    # A re-delivery into the open bucket is still a duplicate; one into a
+    # closed bucket whose ids were dropped is late (not counted either way).
+    again = capped.add(docs[4900:5000])
+    assert again.duplicates + len(again.late) == 100
+    assert capped.totals == ref.totals
+    old = capped.add(docs[:50])
+    assert old.duplicates == 0 and len(old.late) == 50
+    assert capped.totals == ref.totals
