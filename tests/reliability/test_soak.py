@@ -78,6 +78,33 @@ def window_fill_seconds() -> float:
 
 
 CALIBRATION = 300_000
+#: Bytes each partition of the soak's topics keeps. The soak writes tens of GB
+#: (raw, scored and envelope records of 60 million mentions); with the broker's
+#: default retention (7 days, no size cap) one soak filled a 90 GB disk.
+RETAIN_BYTES = 256 * 1024 * 1024
+
+
+def bound_retention(bootstrap: str, app_id: str) -> None:
+    """Cap retention of the soak's topics (not the compacted checkpoint topic)."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    run = app_id.rsplit("-", 1)[-1]
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        names = [t for t in admin.list_topics() if run in t and "checkpoints" not in t]
+        assert names, f"no topics of run {run}"
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    t,
+                    configs={"retention.bytes": str(RETAIN_BYTES), "retention.ms": "900000"},
+                )
+                for t in names
+            ]
+        )
+    finally:
+        admin.close()
 
 
 def rss_kib(pid: int) -> int:
@@ -199,6 +226,7 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
         capture_output=True,
         timeout=120,
     )
+    bound_retention(workers.bootstrap, workers.env()["CRISISWATCH_APP_ID"])
     stream = Stream(workers.bootstrap, workers.topic("raw"))
     stream.send(CALIBRATION)
     stream.flush()
