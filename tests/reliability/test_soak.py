@@ -284,6 +284,13 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
     fifth = max(len(samples) // 5, 1)
     lag_early = statistics.median(s[2] for s in samples[fifth : 2 * fifth] or samples[:1])
     lag_late = statistics.median(s[2] for s in samples[-fifth:])
+    # Every sample, for a look at the curve (the summary keeps one per 5 minutes).
+    out = PROJECT / ".cache" / "reliability" / "soak-samples.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        "seconds,rss_kib,lag_records\n" + "".join(f"{t:.1f},{r},{g}\n" for t, r, g in samples)
+    )
+    rss_median_last = statistics.median(s[1] for s in samples[-fifth:])
     summary(
         "soak",
         sent=stream.acked,
@@ -301,6 +308,8 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
         bucket_seconds=BUCKET_SECONDS,
         warm_up=f"{warm:.0f}s",
         rss_mib_every_5min="/".join(f"{r / 1024:.0f}" for t, r, _ in samples[::30]),
+        rss_mib_median_last_fifth=f"{rss_median_last / 1024:.0f}",
+        samples=str(out),
     )
     assert lost == 0 and extra == 0
     assert growth <= 0.05, samples
