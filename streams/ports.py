@@ -18,6 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 LOW = 20_000
+#: Ports handed out by this process: a caller may start several servers before
+#: any of them binds (two workers back to back), and a port that is merely
+#: free must not be handed out twice.
+_given: set[int] = set()
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
@@ -57,7 +61,10 @@ def free_port_block(
     first = start + (os.getpid() * 37) % span
     for i in range(0, span, 7):
         base = start + (first - start + i) % span
+        if any(base + o in _given for o in offsets):
+            continue
         if all(port_free(base + o) for o in offsets):
+            _given.update(base + o for o in offsets)
             return base
     raise RuntimeError(f"no free port block {list(offsets)} in {start}-{top} on 127.0.0.1")
 

@@ -33,3 +33,12 @@ def test_a_listening_port_is_not_free() -> None:
 def test_no_room_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="no room"):
         free_port_block((0, 5000), start=30_000, stop=32_000)
+
+
+def test_ports_handed_out_are_not_handed_out_again_before_they_bind() -> None:
+    """Two workers started back to back must not get the same (still unbound) port."""
+    ports = [free_port() for _ in range(5)]
+    assert len(set(ports)) == 5
+    a = free_port_block((0, 1000))
+    b = free_port_block((0, 1000))
+    assert not {a, a + 1000} & {b, b + 1000}
