@@ -560,7 +560,7 @@ class DetectEngine:
         over, so no timestamp can make the engine walk millions of buckets.
         """
         events: list[dict[str, Any]] = []
-        if self.next_close is None:
+        if self.next_close is None or self.next_close >= end_bucket:
             return events
         while self.next_close < end_bucket:
             b = self.next_close
@@ -586,10 +586,10 @@ class DetectEngine:
         A closed bucket's ids only decide whether a re-delivery that arrives
         after the close is dropped as a duplicate or dead-lettered as late;
         it is not counted either way, so the cap never changes a count.
+        Called after buckets close, the only time the closed set changes.
         """
         nc = self.next_close
-        if nc is None:
-            return
+        assert nc is not None
         closed = sorted(k for k in self.seen if k < nc)
         total = sum(len(self.seen[k]) for k in closed)
         for k in closed:

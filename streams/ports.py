@@ -58,9 +58,9 @@ def free_port_block(
     if top <= start:
         raise RuntimeError(f"no room for ports {list(offsets)} between {start} and {top}")
     span = top - start
-    first = start + (os.getpid() * 37) % span
+    spread = (os.getpid() * 37) % span
     for i in range(0, span, 7):
-        base = start + (first - start + i) % span
+        base = start + (spread + i) % span
         if any(base + o in _given for o in offsets):
             continue
         if all(port_free(base + o) for o in offsets):

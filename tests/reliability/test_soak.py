@@ -63,9 +63,7 @@ pytestmark = [
 SECONDS = float(os.environ.get("CRISISWATCH_SOAK_SECONDS", "1800"))
 BRANDS = [f"soak{i:03d}" for i in range(int(os.environ.get("CRISISWATCH_SOAK_BRANDS", "200")))]
 # The worker's duplicate-id window (CRISISWATCH_DEDUPE_BUCKETS), default: the shipped 12.
-# The ids of the window are most of the worker's memory at a high rate (about
-# 100 bytes per mention), so RSS grows until the window is full: 1 h of event
-# time plus the open bucket with the shipped settings, longer than the soak.
+# RSS grows until the window is full (see window_fill_seconds and the warm-up).
 DEDUPE_BUCKETS = os.environ.get("CRISISWATCH_SOAK_DEDUPE_BUCKETS", "")
 BUCKET_SECONDS = int(os.environ.get("CRISISWATCH_SOAK_BUCKET_SECONDS", "60"))
 
