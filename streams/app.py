@@ -31,7 +31,7 @@ from faust.web import Request, Response, View
 
 from detectors import Detector
 
-from . import checkpoint
+from . import checkpoint, memory
 from . import metrics as m
 from .columns import Mentions
 from .detect import DetectEngine
@@ -614,9 +614,22 @@ def create_app(settings: Settings) -> faust.App:
 
     lag_failed: list[BaseException] = []  # warn once, not every interval
 
+    if settings.malloc_trim_seconds > 0:
+
+        @app.timer(interval=settings.malloc_trim_seconds)
+        async def trim_heap() -> None:
+            # Freed numpy buffers stay in glibc's arenas (RSS) until trimmed;
+            # in a thread: ctypes drops the GIL, the loop goes on (streams/memory.py).
+            if await asyncio.get_running_loop().run_in_executor(None, memory.trim):
+                m.HEAP_TRIMS.inc()
+
     @app.timer(interval=settings.metrics_interval_seconds)
     async def refresh_metrics() -> None:
         pipe.ops.refresh(pipe.engines)
+        h = memory.heap()
+        if h is not None:
+            for kind, value in h.as_dict().items():
+                m.HEAP_BYTES.labels(kind).set(value)
         try:
             lags = await consumer_lag(app, {env_topic})
             lags.update(await ingest_service.lag())
@@ -645,7 +658,14 @@ def create_app(settings: Settings) -> faust.App:
 
     class Stats(View):
         async def get(self, request: Request) -> Response:
-            return self.json({"counters": dict(pipe.counters), "brands": pipe.brand_totals()})
+            h = memory.heap()
+            return self.json(
+                {
+                    "counters": dict(pipe.counters),
+                    "brands": pipe.brand_totals(),
+                    "heap": h.as_dict() if h is not None else None,
+                }
+            )
 
     class Metrics(View):
         async def get(self, request: Request) -> Response:

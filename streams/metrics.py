@@ -140,6 +140,16 @@ CHECKPOINT_FAILURES = Counter(
     "replays from the previous one.",
     ["reason"],
 )
+HEAP_BYTES = Gauge(
+    "crisiswatch_heap_bytes",
+    "The C heap (glibc mallinfo2): in_use, free (held, trimmable), arena (from the OS), "
+    "mmapped (large blocks).",
+    ["kind"],
+)
+HEAP_TRIMS = Counter(
+    "crisiswatch_heap_trims_total",
+    "malloc_trim calls that returned free heap pages to the OS (CRISISWATCH_MALLOC_TRIM_SECONDS).",
+)
 BATCH_DURATION = Histogram(
     "crisiswatch_batch_duration_seconds",
     "Wall time to process one batch, including awaiting delivery of its output.",

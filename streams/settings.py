@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     metrics_faust_sensor: bool = False
     # How often lag and state gauges are refreshed.
     metrics_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Hand the C heap's free pages back to the OS this often (glibc's
+    # malloc_trim, streams/memory.py); 0 turns it off.
+    malloc_trim_seconds: float = Field(default=60.0, ge=0, le=3600)
     # A known brand with no new mention for this long counts as silent.
     brand_silence_seconds: float = Field(default=900.0, gt=0)
     batch_size: int = Field(default=1000, ge=1, le=100_000)

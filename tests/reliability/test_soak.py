@@ -12,6 +12,16 @@ Pass: every mention counted exactly; RSS at the end within 5% of RSS after
 the warm-up; the median lag of the last fifth of the soak no more than the
 median of the second fifth plus two seconds' worth of records.
 
+RSS rises and falls within each bucket (the open bucket's ids and evidence
+rows grow until it closes), so one 10 s sample lands anywhere on that saw
+tooth. "RSS after the warm-up" and "RSS at the end" are therefore the medians
+of the samples in the first and in the last ``RSS_WINDOW`` seconds (three
+buckets of 60 s); the single first and last samples are reported beside
+them. The worker's C heap (glibc ``mallinfo2``: in use, free) is sampled
+with RSS, so a rise can be told apart: memory in use (a leak) or freed
+memory the allocator holds (fragmentation; the worker trims it every
+``CRISISWATCH_MALLOC_TRIM_SECONDS``).
+
 The warm-up covers JIT compilation, buffers, per-brand state and the fill of
 the duplicate-id window, which is bounded by design and grows with the rate
 until it holds ``dedupe_buckets`` closed buckets plus the open one: at least
@@ -50,7 +60,7 @@ from streams.fastpath import Partitioner, send_batched
 from streams.settings import load_settings
 from streams.synth import NEGATIVE, NEUTRAL, POSITIVE
 from tests.kafka_support import PROJECT, Worker, WorkerFactory
-from tests.reliability.support import counted, loss, summary, wait_counts
+from tests.reliability.support import counted, loss, stats, summary, wait_counts
 
 SOAK = os.environ.get("CRISISWATCH_SOAK") == "1"
 pytestmark = [
@@ -76,6 +86,8 @@ def window_fill_seconds() -> float:
 
 
 CALIBRATION = 300_000
+#: Seconds of samples whose median is "RSS after the warm-up" and "RSS at the end".
+RSS_WINDOW = 3 * BUCKET_SECONDS
 #: Bytes each partition of the soak's topics keeps. The soak writes tens of GB
 #: (raw, scored and envelope records of 60 million mentions); with the broker's
 #: default retention (7 days, no size cap) one soak filled a 90 GB disk.
@@ -257,6 +269,7 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
     stop = threading.Event()
     producer = threading.Thread(target=paced, args=(stream, rate, SECONDS, stop), daemon=True)
     samples: list[tuple[float, int, int]] = []  # (t, rss KiB, lag)
+    heaps: list[tuple[int, int]] = []  # (in use, free) bytes of the C heap, with each sample
     start = time.monotonic()
     producer.start()
     try:
@@ -265,7 +278,11 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
             assert w.alive(), w.log_text()[-3000:]
             with stream.lock:
                 acked = stream.acked
-            samples.append((time.monotonic() - start, rss_kib(w.proc.pid), acked - counted(w)))
+            st = stats(w)
+            n = sum(st.get("brands", {}).values())
+            samples.append((time.monotonic() - start, rss_kib(w.proc.pid), acked - n))
+            heap = st.get("heap") or {}
+            heaps.append((heap.get("in_use", -1), heap.get("free", -1)))
     finally:
         stop.set()
         producer.join(30)
@@ -277,7 +294,9 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
     warm = max(60.0, 0.1 * SECONDS, window_fill_seconds() + BUCKET_SECONDS)
     assert warm < 0.8 * SECONDS, f"the soak is too short to fill the window: warm-up {warm:.0f}s"
     after_warm = [s for s in samples if s[0] >= warm] or samples
-    rss0, rss1 = after_warm[0][1], samples[-1][1]
+    first = [s[1] for s in after_warm if s[0] < after_warm[0][0] + RSS_WINDOW]
+    last = [s[1] for s in samples if s[0] > samples[-1][0] - RSS_WINDOW]
+    rss0, rss1 = statistics.median(first), statistics.median(last)
     growth = (rss1 - rss0) / rss0 if rss0 else 0.0
     fifth = max(len(samples) // 5, 1)
     lag_early = statistics.median(s[2] for s in samples[fifth : 2 * fifth] or samples[:1])
@@ -286,8 +305,13 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
     out = PROJECT / ".cache" / "reliability" / "soak-samples.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        "seconds,rss_kib,lag_records\n" + "".join(f"{t:.1f},{r},{g}\n" for t, r, g in samples)
+        "seconds,rss_kib,lag_records,heap_in_use,heap_free\n"
+        + "".join(
+            f"{t:.1f},{r},{g},{u},{f}\n" for (t, r, g), (u, f) in zip(samples, heaps, strict=True)
+        )
     )
+    mib = 2**20
+    i0 = samples.index(after_warm[0])
     rss_median_last = statistics.median(s[1] for s in samples[-fifth:])
     summary(
         "soak",
@@ -301,6 +325,10 @@ def test_soak_half_max_throughput(workers: WorkerFactory) -> None:
         max_rate=f"{max_rate:.0f}/s",
         rss_mib=f"{rss0 / 1024:.0f}->{rss1 / 1024:.0f}",
         rss_growth=f"{growth:+.1%}",
+        rss_window=f"median of {RSS_WINDOW}s after warm-up -> of the last {RSS_WINDOW}s",
+        rss_mib_single_samples=f"{after_warm[0][1] / 1024:.0f}->{samples[-1][1] / 1024:.0f}",
+        heap_in_use_mib=f"{heaps[i0][0] / mib:.0f}->{heaps[-1][0] / mib:.0f}",
+        heap_free_mib=f"{heaps[i0][1] / mib:.0f}->{heaps[-1][1] / mib:.0f}",
         lag_median=f"{lag_early:.0f}->{lag_late:.0f}",
         dedupe_buckets=DEDUPE_BUCKETS or "12 (default)",
         bucket_seconds=BUCKET_SECONDS,

@@ -1,0 +1,95 @@
+"""The C heap of a worker: what it holds, and handing freed pages back to the OS.
+
+A worker allocates and frees large numpy arrays at every bucket close (the
+duplicate-id tables, the columns of a batch, evidence rows). glibc serves
+them from its heap once its adaptive mmap threshold has risen, and keeps
+pages it has freed there unless the top of the heap is free, so RSS can
+stay high, and wander, while the memory in use is flat. The long-running
+Python services that hit this (Dask's workers, Ray) call ``malloc_trim(0)``
+periodically; so does the worker (``CRISISWATCH_MALLOC_TRIM_SECONDS``).
+
+Everything here is a no-op where the C library is not glibc (musl, macOS):
+:func:`heap` returns None and :func:`trim` returns False.
+
+>>> h = heap()
+>>> h is None or h.in_use > 0
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
+
+
+class _Mallinfo2(ctypes.Structure):
+    # struct mallinfo2 (glibc >= 2.33): every field is a size_t.
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Heap:
+    """Bytes of the C heap (all arenas), from glibc's ``mallinfo2``."""
+
+    #: Obtained from the OS by sbrk/mmap for the arenas (not counting big mmapped blocks).
+    arena: int
+    #: Blocks allocated directly with mmap (returned to the OS when freed).
+    mmapped: int
+    #: Allocated and not freed (arenas only).
+    in_use: int
+    #: Free inside the arenas: RSS that trimming may give back.
+    free: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@cache
+def _libc() -> Any | None:
+    name = ctypes.util.find_library("c")
+    try:
+        lib = ctypes.CDLL(name or None)
+        lib.mallinfo2.restype = _Mallinfo2
+        lib.mallinfo2.argtypes = []
+        lib.malloc_trim.restype = ctypes.c_int
+        lib.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):  # not glibc, or glibc < 2.33
+        return None
+    return lib
+
+
+def heap() -> Heap | None:
+    """The heap's figures now, or None without glibc >= 2.33."""
+    lib = _libc()
+    if lib is None:
+        return None
+    mi = lib.mallinfo2()
+    return Heap(arena=mi.arena, mmapped=mi.hblkhd, in_use=mi.uordblks, free=mi.fordblks)
+
+
+def trim() -> bool:
+    """``malloc_trim(0)``: return free pages of every arena to the OS.
+
+    ctypes releases the GIL for the call, so a caller may run it in a thread
+    while the event loop goes on (glibc locks each arena while it walks it).
+    True if memory was released.
+    """
+    lib = _libc()
+    return bool(lib.malloc_trim(0)) if lib is not None else False
