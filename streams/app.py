@@ -100,6 +100,8 @@ class Pipeline:
         self.last_checkpoint: dict[int, float] = {}
         #: Per detect partition: seconds between checkpoints (see save_checkpoint).
         self.checkpoint_every: dict[int, float] = {}
+        #: Per detect partition: the checkpoint being delivered (deliver_checkpoint never raises).
+        self.checkpoint_tasks: dict[int, asyncio.Future[None]] = {}
         self.locks: dict[int, asyncio.Lock] = {}
         #: Per detect partition: since when (monotonic) every caught-up check said yes.
         self.quiet_since: dict[int, float] = {}
@@ -458,7 +460,14 @@ def create_app(settings: Settings) -> faust.App:
                 pipe.counters["detect.in"] += n
             due = pipe.checkpoint_every.get(p, settings.checkpoint_seconds)
             if time.monotonic() - pipe.last_checkpoint.get(p, 0.0) >= due:
-                futs.append(await save_checkpoint(p))
+                # Delivered in the background: the agent goes on with the next
+                # envelope instead of waiting for a multi-MB write to be
+                # acknowledged (a restore replays from whichever checkpoint
+                # landed last). One in flight per partition, so they land in order.
+                prev = pipe.checkpoint_tasks.get(p)
+                if prev is not None:
+                    await prev
+                pipe.checkpoint_tasks[p] = asyncio.ensure_future(await save_checkpoint(p))
             await asyncio.gather(*futs)
             m.BATCH_DURATION.labels("detect").observe(time.perf_counter() - t0)
 

@@ -26,7 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
+import numpy.typing as npt
 
 EXAMPLES = 5
 TOP_TERMS = 10
@@ -127,6 +129,99 @@ def terms_of(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
 
+@numba.njit(cache=True, nogil=True)
+def _same(cp: npt.NDArray[np.uint32], a: int, b: int, n: int) -> bool:
+    for k in range(n):  # noqa: SIM110 (a loop numba compiles; all() of a generator it does not)
+        if cp[a + k] != cp[b + k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _distinct_words(
+    cp: npt.NDArray[np.uint32], first: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]
+) -> int:
+    """Every ``_WORD`` match in ``cp``, counted: the distinct words in order of first
+    occurrence, as (start, end) code point indices in ``first``, with their counts.
+
+    ``[a-z][a-z'’]{2,}`` matched leftmost and greedy is: each maximal run of
+    [a-z'’] without its leading apostrophes, if three or more long (no later
+    start inside a run can match: it is shorter). Words are told apart by
+    their code points (a hash finds the candidates, a comparison decides).
+    """
+    n = cp.shape[0]
+    size = 64
+    while size < n // 2:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)  # slot -> index into first/counts
+    hashes = np.empty(counts.shape[0], dtype=np.uint64)
+    mask = np.uint64(size - 1)
+    m = 0
+    i = 0
+    while i < n:
+        c = cp[i]
+        if c >= 97 and c <= 122:
+            j = i + 1
+            h = np.uint64(14695981039346656037) ^ np.uint64(c)
+            h *= np.uint64(1099511628211)
+            while j < n:
+                d = cp[j]
+                if (d >= 97 and d <= 122) or d == 39 or d == 0x2019:
+                    h = (h ^ np.uint64(d)) * np.uint64(1099511628211)
+                    j += 1
+                else:
+                    break
+            ln = j - i
+            if ln >= 3:
+                slot = h & mask
+                while True:
+                    w = table[slot]
+                    if w < 0:
+                        table[slot] = m
+                        hashes[m] = h
+                        first[2 * m] = i
+                        first[2 * m + 1] = j
+                        counts[m] = 1
+                        m += 1
+                        break
+                    a = first[2 * w]
+                    if hashes[w] == h and first[2 * w + 1] - a == ln and _same(cp, a, i, ln):
+                        counts[w] += 1
+                        break
+                    slot = (slot + np.uint64(1)) & mask
+            i = j
+        else:
+            i += 1
+    return m
+
+
+def term_counts(texts: Sequence[str]) -> dict[str, int]:
+    """``Counter(t for text in texts for t in terms_of(text))``, several times faster,
+    as a dict in order of first occurrence (as the Counter's keys are).
+
+    The regex cost ~60 ns a character, and slicing each term out ~100 ns: here
+    the texts are lowered and encoded in one call each, a numba kernel finds
+    and counts the words, and only distinct words become strings. Joined with
+    a newline (never inside a term), so no term spans two texts.
+    """
+    if not texts:
+        return {}
+    joined = "\n".join(texts).lower()
+    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    cap = len(cp) // 4 + 1  # a word and its separator take 4 code points at least
+    first = np.empty(2 * cap, dtype=np.int64)
+    counts = np.empty(cap, dtype=np.int64)
+    m = _distinct_words(cp, first, counts)
+    spans = first[: 2 * m].tolist()
+    stop = _STOP
+    out: dict[str, int] = {}
+    for s, e, c in zip(spans[::2], spans[1::2], counts[:m].tolist(), strict=True):
+        w = joined[s:e]
+        if w not in stop:
+            out[w] = c
+    return out
+
+
 @functools.lru_cache(maxsize=16_384)
 def _baseline_terms(text: str) -> tuple[str, ...]:
     """:func:`terms_of` of a baseline text, cached: a brand's baseline texts
@@ -187,28 +282,34 @@ class Evidence:
         negative conversation a comms team needs to see, and it keeps the
         per-mention cost off the calm majority.
         """
+        if not rows:
+            return
         self.mentions += len(rows)
-        authors, reach, voices, platforms = self.authors, self.reach, self.voices, self.platforms
+        _, texts, authors_, followers_, _, platforms_ = zip(*rows, strict=True)
+        # Counters in one C-level update each (the same keys in the same
+        # order as counting row by row, so ties rank the same).
+        self.authors.update([a for a in authors_ if a])
+        reach = self.reach
+        for author, followers in zip(authors_, followers_, strict=True):
+            if author and (followers or 0) > reach.get(author, -1):
+                reach[author] = followers or 0
         repost = _REPOST.match
-        terms: list[str] = []
+        voices = [
+            (rp.group(1) if (rp := repost(text)) else author)
+            for text, author in zip(texts, authors_, strict=True)
+        ]
+        self.voices.update([v for v in voices if v])
+        self.platforms.update([p or "unknown" for p in platforms_])
+        examples, log10 = self.examples, math.log10
         for mid, text, author, followers, sentiment, platform in rows:
             f = followers or 0
-            if author:
-                authors[author] += 1
-                if f > reach.get(author, -1):
-                    reach[author] = f
-            rp = repost(text)
-            voice = rp.group(1) if rp else author
-            if voice:
-                voices[voice] += 1
-            platforms[platform or "unknown"] += 1
             # Most negative, highest reach first: the mentions a comms team must read.
-            weight = -(sentiment or 0.0) * math.log10(10.0 + f)
+            weight = -(sentiment or 0.0) * log10(10.0 + f)
             self.seq += 1
             # (weight, -seq, id): ties go to the earlier mention; the id keeps heap
             # comparisons away from the dicts when the evidence of buckets merges.
             key = (weight, -self.seq, mid)
-            if len(self.examples) < EXAMPLES or key > self.examples[0][:3]:
+            if len(examples) < EXAMPLES or key > examples[0][:3]:
                 self._push(
                     (
                         *key,
@@ -222,8 +323,7 @@ class Evidence:
                         },
                     )
                 )
-            terms.extend(terms_of(text))
-        self.terms.update(terms)
+        self.terms.update(term_counts(texts))
 
     def _push(self, item: tuple[float, int, str, dict[str, Any]]) -> None:
         if len(self.examples) < EXAMPLES:
