@@ -145,6 +145,7 @@ class Bucket:
     """
 
     __slots__ = (
+        "acc",
         "count",
         "neg_brand",
         "neg_kept",
@@ -157,10 +158,7 @@ class Bucket:
     )
 
     def __init__(self, n: int) -> None:
-        self.count = np.zeros(n)
-        self.scored = np.zeros(n)
-        self.negative = np.zeros(n)
-        self.sentiment_sum = np.zeros(n)
+        self._views(np.zeros((4, n)))
         self.sample_n = np.zeros(n, dtype=np.int64)  # len(samples[i]) per brand
         self.neg_kept = np.zeros(n, dtype=np.int64)  # evidence rows kept per brand
         #: Evidence rows in arrival order: brand index, and (id, text, author,
@@ -170,10 +168,18 @@ class Bucket:
         #: A few texts of any tone per brand (the first SAMPLE), as (brand index, text).
         self.sample_rows: list[tuple[int, str]] = []
 
+    def _views(self, acc: npt.NDArray[np.float64]) -> None:
+        #: The four sums per brand, one row each, so a batch adds them in one operation.
+        self.acc = acc
+        self.count, self.scored, self.sentiment_sum, self.negative = acc
+
     def ensure(self, n: int) -> None:
         if n > len(self.count):
             cap = max(n, 2 * len(self.count), 16)
-            for name in ("count", "scored", "negative", "sentiment_sum", "sample_n", "neg_kept"):
+            acc = np.zeros((4, cap))
+            acc[:, : self.acc.shape[1]] = self.acc
+            self._views(acc)
+            for name in ("sample_n", "neg_kept"):
                 old = getattr(self, name)
                 new = np.zeros(cap, dtype=old.dtype)
                 new[: len(old)] = old
@@ -502,37 +508,44 @@ class DetectEngine:
             ev_g = ginv[npos]
             ev_cuts = np.searchsorted(ev_g, np.arange(n_g + 1))
         texts = m.text
-        for g, b in enumerate(ub.tolist()):
+        buckets: list[Bucket] = []
+        for b in ub.tolist():
             bucket = self.buckets.get(b)
             if bucket is None:
                 bucket = self.buckets[b] = Bucket(max(16, n))
             bucket.ensure(n)
-            bucket.count[:n] += counts[g]
-            bucket.scored[:n] += scored[g]
-            bucket.sentiment_sum[:n] += ssum[g]
-            bucket.negative[:n] += negative[g]
-            if len(npos) and ev_cuts[g + 1] > ev_cuts[g]:
-                a, z = int(ev_cuts[g]), int(ev_cuts[g + 1])
-                bucket.keep_evidence(ix[npos[a:z]], ev_rows[a:z])
-            cg = cand[cand_g == g] if n_g > 1 else cand
-            if len(cg):
-                ci = ix[cg]
-                # The first SAMPLE of a brand's mentions in the bucket, across batches.
-                ok = (
-                    cand_rank[cand_g == g] + bucket.sample_n[ci] < SAMPLE
+            buckets.append(bucket)
+        # Samples of all buckets at once: a candidate is kept while its brand has
+        # fewer than SAMPLE texts in its bucket (across batches), in arrival order.
+        s_cuts: list[int] = []
+        if len(cand):
+            ci = ix[cand]
+            have = np.stack([bk.sample_n[:n] for bk in buckets]) if n_g > 1 else None
+            prev = have[cand_g, ci] if have is not None else buckets[0].sample_n[ci]
+            okpos = np.flatnonzero(cand_rank + prev < SAMPLE)
+            if len(okpos):
+                if n_g > 1:
+                    okpos = okpos[np.argsort(cand_g[okpos], kind="stable")]
+                s_brand = ci[okpos]
+                s_rows = sel[cand[okpos]].tolist()
+                s_texts = [texts[k][:280] for k in s_rows]
+                s_brand_l = s_brand.tolist()
+                s_cuts = (
+                    np.searchsorted(cand_g[okpos], np.arange(n_g + 1)).tolist()
                     if n_g > 1
-                    else (cand_rank + bucket.sample_n[ci] < SAMPLE)
+                    else [0, len(okpos)]
                 )
-                if ok.any():
-                    take = ci[ok]
-                    bucket.sample_n += np.bincount(take, minlength=len(bucket.sample_n))
-                    bucket.sample_rows.extend(
-                        zip(
-                            take.tolist(),
-                            [texts[k][:280] for k in sel[cg[ok]].tolist()],
-                            strict=True,
-                        )
-                    )
+        sums = np.stack((counts, scored, ssum, negative), axis=1)  # (group, field, brand)
+        e_cuts = ev_cuts.tolist() if len(npos) else []
+        for g, bucket in enumerate(buckets):
+            bucket.acc[:, :n] += sums[g]
+            if e_cuts and e_cuts[g + 1] > e_cuts[g]:
+                a, z = e_cuts[g], e_cuts[g + 1]
+                bucket.keep_evidence(ix[npos[a:z]], ev_rows[a:z])
+            if s_cuts and s_cuts[g + 1] > s_cuts[g]:
+                a, z = s_cuts[g], s_cuts[g + 1]
+                bucket.sample_n += np.bincount(s_brand[a:z], minlength=len(bucket.sample_n))
+                bucket.sample_rows.extend(zip(s_brand_l[a:z], s_texts[a:z], strict=True))
         if len(self.counted) < n:
             grown = np.zeros(max(n, 2 * len(self.counted)), dtype=np.int64)
             grown[: len(self.counted)] = self.counted
