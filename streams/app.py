@@ -629,7 +629,7 @@ def create_app(settings: Settings) -> faust.App:
         async def trim_heap() -> None:
             # Freed numpy buffers stay in glibc's arenas (RSS) until trimmed;
             # in a thread: ctypes drops the GIL, the loop goes on (streams/memory.py).
-            if await asyncio.get_running_loop().run_in_executor(None, memory.trim):
+            if await asyncio.to_thread(memory.trim):
                 m.HEAP_TRIMS.inc()
 
     @app.timer(interval=settings.metrics_interval_seconds)
