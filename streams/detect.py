@@ -207,17 +207,15 @@ class Bucket:
         """Evidence of the negative mentions of ``brands`` in this bucket."""
         if not brands or not self.neg_rows:
             return {}
-        per: dict[int, list[EvidenceRow]] = {}
-        for i, row in zip(self.neg_brand, self.neg_rows, strict=True):
-            if i in brands:
-                rows = per.get(i)
-                if rows is None:
-                    rows = per[i] = []
-                rows.append(row)
+        of_row = np.asarray(self.neg_brand)
+        order = np.argsort(of_row, kind="stable")  # by brand, arrival order inside
+        cuts = np.searchsorted(of_row[order], [(i, i + 1) for i in sorted(brands)]).tolist()
+        rows = self.neg_rows
         out: dict[int, Evidence] = {}
-        for i, rows in per.items():
-            ev = out[i] = Evidence()
-            ev.add_rows(rows)
+        for i, (a, z) in zip(sorted(brands), cuts, strict=True):
+            if z > a:
+                ev = out[i] = Evidence()
+                ev.add_rows(_gather(rows, order[a:z].tolist()))
         return out
 
     def to_state(self, n: int) -> dict[str, Any]:

@@ -174,6 +174,8 @@ class IngestBatch:
 
     def texts(self) -> list[str]:
         rows = self.rows
+        if len(self.pending) == len(rows):  # the common case: every row is scored
+            return [r.text for r in rows]
         return [rows[k].text for k in self.pending.tolist()]
 
     def apply(self, scores: ScoreBatch, model: str) -> None:
@@ -392,8 +394,11 @@ class Ingestor:
             except Exception:  # anything odd (even a RecursionError): the reference decides
                 slow.append(i)
                 rows.append(None)
-        fast = [i for i, r in enumerate(rows) if r is not None]
-        fast_rows: list[_Mention] = [rows[i] for i in fast]  # type: ignore[misc]
+        if slow:
+            fast = [i for i, r in enumerate(rows) if r is not None]
+            fast_rows: list[_Mention] = [rows[i] for i in fast]  # type: ignore[misc]
+        else:  # the common case: every record decoded
+            fast, fast_rows = list(range(len(rows))), rows  # type: ignore[assignment]
         times = np.zeros(len(values))
         if fast:
             ts, ok = seconds([r.created_at for r in fast_rows])
@@ -409,20 +414,28 @@ class Ingestor:
             for j in np.flatnonzero(~ok).tolist():
                 slow.append(fast[j])
                 rows[fast[j]] = None
-            times[fast] = ts
+            if len(fast) == len(times):
+                times[:] = ts
+            else:
+                times[fast] = ts
         docs_by_input: dict[int, dict[str, Any]] = {}
+        refused = False
         for i in sorted(slow):  # dead letters in input order
             out = self._decode(values[i], now)
             if isinstance(out, str):
                 dead(i, out)
+                refused = True
                 continue
             doc, t = out
             rows[i] = _from_doc(doc)
             docs_by_input[i] = doc
             times[i] = t
-        index = [i for i, r in enumerate(rows) if r is not None]
-        kept = [rows[i] for i in index]
-        raw = [values[i] for i in index]
+        if refused:
+            index = [i for i, r in enumerate(rows) if r is not None]
+            kept = [rows[i] for i in index]
+            raw = [values[i] for i in index]
+        else:
+            index, kept, raw = list(range(len(rows))), rows, list(values)
         n = len(index)
         docs: dict[int, dict[str, Any]] = {}
         if docs_by_input:

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
@@ -93,3 +96,30 @@ def trim() -> bool:
     """
     lib = _libc()
     return bool(lib.malloc_trim(0)) if lib is not None else False
+
+
+#: Young-generation threshold while a batch job runs (CPython's default is 700).
+BATCH_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def batch_gc(threshold: int = BATCH_GC_THRESHOLD) -> Iterator[None]:
+    """Fewer garbage collections while a long batch job runs (a backtest).
+
+    A batch allocates hundreds of thousands of short-lived containers that
+    reference counting frees, yet every 700 of them start a young-generation
+    collection, and some of those go on to the older generations, which hold
+    the loaded model, the engines and their state (3-4% of a backtest's CPU
+    time, measured with ``gc.callbacks``). Objects alive at
+    the start are moved out of the collector's sight (``gc.freeze``, as
+    Instagram's servers do after start-up) and the young threshold is raised;
+    cycles are still collected, less often. Both are undone on exit.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(threshold, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()

@@ -55,3 +55,31 @@ def test_heap_figures_are_consistent() -> None:
     assert h is not None
     assert h.in_use + h.free <= h.arena + 4096
     assert set(h.as_dict()) == {"arena", "mmapped", "in_use", "free"}
+
+
+def test_batch_gc_hides_old_objects_and_restores_the_collector() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    with memory.batch_gc(12_345):
+        assert gc.get_threshold() == (12_345, before[1], before[2])
+        assert gc.get_freeze_count() > 0  # what existed at the start is out of sight
+        cycle: list[object] = []
+        cycle.append(cycle)  # a cycle made inside is still collectable
+        del cycle
+        assert gc.collect() >= 1
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_batch_gc_restores_the_collector_after_an_error() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        with memory.batch_gc():
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
