@@ -355,27 +355,34 @@ def create_app(settings: Settings) -> faust.App:
 
     async def save_checkpoint(p: int) -> Any:
         t0 = time.perf_counter()
-        blob = checkpoint.encode(pipe.engines[p], pipe.offsets[p])
-        took = time.perf_counter() - t0
+        body = checkpoint.state_body(pipe.engines[p], pipe.offsets[p])
         pipe.last_checkpoint[p] = time.monotonic()
-        # Encoding runs on the event loop and grows with the state (the
-        # duplicate-id window above all: millions of ids at a few thousand
-        # mentions/s). Spacing each partition's checkpoints by a multiple of
-        # their cost keeps all of them together to CHECKPOINT_LOOP_SHARE of the
-        # loop; a crash then replays a longer gap, which costs far less per
-        # second of input than re-encoding the whole state every few seconds.
-        spacing = took * max(len(pipe.engines), 1) / CHECKPOINT_LOOP_SHARE
-        pipe.checkpoint_every[p] = max(settings.checkpoint_seconds, spacing)
-        return deliver_checkpoint(p, blob)
+        return deliver_checkpoint(p, body, time.perf_counter() - t0)
 
-    async def deliver_checkpoint(p: int, blob: bytes) -> None:
-        """Write one checkpoint; a failure is logged and counted, never raised.
+    async def deliver_checkpoint(p: int, body: bytes, took: float) -> None:
+        """Compress and write one checkpoint; a failure is logged and counted, never raised.
 
         A checkpoint is an optimisation: a restore replays the envelopes after
         the last one written. So one that cannot be written must not take the
         agent down (a 67 MB checkpoint did, in a 30-minute soak, before
         dedupe_max_ids bounded the id window).
         """
+        t0 = time.perf_counter()
+        # zlib drops the GIL: the compression (half of a checkpoint's cost) runs
+        # on the other core while the loop goes on.
+        try:
+            blob = await asyncio.to_thread(checkpoint.pack, body)
+        except RuntimeError:  # the executor is shut down: the worker is stopping
+            blob = checkpoint.pack(body)
+        took += time.perf_counter() - t0
+        # Encoding grows with the state (the duplicate-id window above all:
+        # millions of ids at a few thousand mentions/s). Spacing each
+        # partition's checkpoints by a multiple of their cost keeps all of them
+        # together to CHECKPOINT_LOOP_SHARE of the worker's time; a crash then
+        # replays a longer gap, which costs far less per second of input than
+        # re-encoding the whole state every few seconds.
+        spacing = took * max(len(pipe.engines), 1) / CHECKPOINT_LOOP_SHARE
+        pipe.checkpoint_every[p] = max(settings.checkpoint_seconds, spacing)
         if len(blob) > CHECKPOINT_MAX_BYTES - CHECKPOINT_RECORD_OVERHEAD:
             reason, detail = "too_large", f"over the {CHECKPOINT_MAX_BYTES}-byte record limit"
         else:

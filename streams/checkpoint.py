@@ -20,12 +20,28 @@ MAGIC = b"CWCK1"
 
 
 def encode(engine: DetectEngine, offset: int) -> bytes:
-    body = orjson.dumps(
+    return pack(state_body(engine, offset))
+
+
+def state_body(engine: DetectEngine, offset: int) -> bytes:
+    """The uncompressed JSON of a checkpoint: the engine's state as of now.
+
+    Taken on the event loop (the state must not move while it is read);
+    :func:`pack` may then run in another thread.
+    """
+    return orjson.dumps(
         {"offset": offset, "engine": engine.to_state()},
         option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
     )
-    # Level 1: checkpoints are written every few seconds on the event loop; speed matters
-    # more than the last few percent of size (mention ids hash to incompressible bytes).
+
+
+def pack(body: bytes) -> bytes:
+    """A checkpoint record from :func:`state_body`'s bytes.
+
+    Level 1: speed matters more than the last few percent of size (mention
+    ids hash to incompressible bytes). zlib releases the GIL while it
+    compresses, so the worker calls this in a thread.
+    """
     return MAGIC + zlib.compress(body, 1)
 
 
