@@ -26,7 +26,7 @@ Detectors are causal: the score for bucket t uses nothing after t.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
@@ -77,6 +77,8 @@ class Detector(ABC):
     scalar_fields: ClassVar[tuple[str, ...]] = ()
     #: Version of the state layout; ``from_state`` refuses states of another version.
     state_layout: ClassVar[int] = 1
+    #: True where ``update_many`` is cheaper than ``update`` per bucket (its own kernel).
+    native_update_many: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.n = 0
@@ -87,6 +89,26 @@ class Detector(ABC):
 
     @abstractmethod
     def update(self, stats: BucketStats, timestamp: float | None = None) -> FloatArray: ...
+
+    def update_many(
+        self, stats: BucketStats, timestamps: Sequence[float]
+    ) -> tuple[FloatArray, dict[str, FloatArray]]:
+        """``update`` for each row of ``stats`` (shape (T, n)) in order, at ``timestamps``.
+
+        Returns the scores (T, n) and, for a detector that keeps per-signal
+        scores (``last_scores``), each signal's scores (T, n); otherwise an
+        empty dict. Afterwards the detector is as if ``update`` had been called
+        T times. Subclasses may do it in one kernel call (the results must be
+        identical); this default calls ``update``.
+        """
+        scores, per = [], []
+        for t, ts in enumerate(timestamps):
+            scores.append(self.update(stats.row(t), ts))
+            last = getattr(self, "last_scores", None)
+            if last:
+                per.append(dict(last))
+        signals = {k: np.stack([p[k] for p in per]) for k in per[0]} if per else {}
+        return np.stack(scores), signals
 
     def run(self, stats: BucketStats, timestamps: npt.ArrayLike | None = None) -> FloatArray:
         stats = stats.check(2)

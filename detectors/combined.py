@@ -44,6 +44,7 @@ identical (brands are independent).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numba
@@ -168,6 +169,37 @@ def crisis_update(
         )  # fmt: skip
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def crisis_update_many(
+    count: FloatArray,
+    scored: FloatArray,
+    negative: FloatArray,
+    sentiment_sum: FloatArray,
+    slots: npt.NDArray[np.int64],
+    v_profile: FloatArray,
+    v_state: FloatArray,
+    v_cfg: Config,
+    n_base: FloatArray,
+    n_weight: FloatArray,
+    n_buckets: FloatArray,
+    n_par: NegParams,
+    s_state: FloatArray,
+    s_par: SentParams,
+    out: FloatArray,
+    out_vol: FloatArray,
+    out_neg: FloatArray,
+    out_sent: FloatArray,
+) -> None:
+    """:func:`crisis_update` for T buckets in a row (inputs and outputs (T, n)): one
+    call instead of T, for engines that close many sparse buckets at once."""
+    for t in range(count.shape[0]):
+        crisis_update(
+            count[t], scored[t], negative[t], sentiment_sum[t], slots[t],
+            v_profile, v_state, v_cfg, n_base, n_weight, n_buckets, n_par,
+            s_state, s_par, out[t], out_vol[t], out_neg[t], out_sent[t],
+        )  # fmt: skip
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy", parallel=True)
 def crisis_update_parallel(
     count: FloatArray,
@@ -244,24 +276,17 @@ class CrisisDetector(Detector):
         for d in (self.volume, self.negative_share, self.mean_sentiment):
             d.ensure_rows(n)
 
-    def update(self, stats: BucketStats, timestamp: float | None = None) -> FloatArray:
-        stats = stats.check(1)
-        n = stats.count.shape[0]
-        self.ensure_rows(n)
-        slot = self.volume.slot_of(timestamp)
-        # Fresh arrays (callers keep a bucket's scores); every element is written.
-        out, vol, neg, sent = (np.empty(n) for _ in range(4))
-        ns, ms = self.negative_share, self.mean_sentiment
-        parallel = self.threading == "parallel" or (
+    native_update_many = True
+
+    def _parallel(self, n: int) -> bool:
+        return self.threading == "parallel" or (
             self.threading == "auto" and n >= PARALLEL_MIN_BRANDS
         )
-        kernel = crisis_update_parallel if parallel else crisis_update
-        kernel(
-            stats.count,
-            stats.scored,
-            stats.negative,
-            stats.sentiment_sum,
-            slot,
+
+    def _kernel_args(self) -> tuple[Any, ...]:
+        """The state and parameters every kernel call takes (between the slot and the outputs)."""
+        ns, ms = self.negative_share, self.mean_sentiment
+        return (
             self.volume.profile,
             self.volume.state,
             self.volume._cfg,
@@ -279,13 +304,37 @@ class CrisisDetector(Detector):
                 METHODS.index(ms.method),
                 ms.forget,
             ),
-            out,
-            vol,
-            neg,
-            sent,
         )
+
+    def update(self, stats: BucketStats, timestamp: float | None = None) -> FloatArray:
+        stats = stats.check(1)
+        n = stats.count.shape[0]
+        self.ensure_rows(n)
+        slot = self.volume.slot_of(timestamp)
+        # Fresh arrays (callers keep a bucket's scores); every element is written.
+        out, vol, neg, sent = np.empty((4, n))
+        kernel = crisis_update_parallel if self._parallel(n) else crisis_update
+        kernel(*stats, slot, *self._kernel_args(), out, vol, neg, sent)  # type: ignore[call-arg]
         self.last_scores = {"volume": vol, "negative_share": neg, "mean_sentiment": sent}
         return out
+
+    def update_many(
+        self, stats: BucketStats, timestamps: Sequence[float]
+    ) -> tuple[FloatArray, dict[str, FloatArray]]:
+        stats = stats.check(2)
+        T, n = stats.count.shape
+        if self._parallel(n):  # many brands: one bucket at a time on numba's threads
+            return super().update_many(stats, timestamps)
+        self.ensure_rows(n)
+        slots = np.array([self.volume.slot_of(ts) for ts in timestamps], dtype=np.int64)
+        out, vol, neg, sent = np.empty((4, T, n))
+        crisis_update_many(*stats, slots, *self._kernel_args(), out, vol, neg, sent)  # type: ignore[call-arg]
+        self.last_scores = {
+            "volume": vol[-1],
+            "negative_share": neg[-1],
+            "mean_sentiment": sent[-1],
+        }
+        return out, {"volume": vol, "negative_share": neg, "mean_sentiment": sent}
 
     @property
     def last_drivers(self) -> IntArray:

@@ -574,6 +574,7 @@ class DetectEngine:
         events: list[dict[str, Any]] = []
         if self.next_close is None or self.next_close >= end_bucket:
             return events
+        closing: list[tuple[int, Bucket | None]] = []
         while self.next_close < end_bucket:
             b = self.next_close
             bucket = self.buckets.pop(b, None)
@@ -582,14 +583,43 @@ class DetectEngine:
                 stop = min(nxt, end_bucket)
                 if stop - b > MAX_EMPTY_RUN:
                     # Jump: detectors see a gap, not thousands of empty buckets.
+                    events.extend(self._close_run(closing))
+                    closing = []
                     self.next_close = stop
                     horizon = stop - self.s.dedupe_buckets
                     self.seen = {k: v for k, v in self.seen.items() if k >= horizon}
                     continue
-            events.extend(self._close(b, bucket))
+            closing.append((b, bucket))
             self.next_close = b + 1
             self.seen.pop(b - self.s.dedupe_buckets, None)
+        events.extend(self._close_run(closing))
         self._cap_seen()
+        return events
+
+    def _close_run(self, closing: list[tuple[int, Bucket | None]]) -> list[dict[str, Any]]:
+        """Close consecutive buckets in order.
+
+        A detector that scores many buckets in one kernel call
+        (``update_many``) gets them all at once; the lifecycle and baselines
+        then step bucket by bucket as before, with the same scores. A sparse
+        stream (a backtest of a few brands) closes tens of buckets per batch,
+        and one call per bucket cost more than the bucket's own work.
+        """
+        n = len(self.brands)
+        det = self.detector
+        if len(closing) < 2 or n == 0 or not getattr(det, "native_update_many", False):
+            return [e for b, bucket in closing for e in self._close(b, bucket)]
+        stats = [bk.stats(n) if bk is not None else self._empty_stats(n) for _, bk in closing]
+        stacked = BucketStats(*(np.stack(col) for col in zip(*stats, strict=True)))
+        scores, signals = det.update_many(stacked, [float(b * self.width) for b, _ in closing])
+        last = getattr(det, "last_scores", None)
+        events: list[dict[str, Any]] = []
+        for t, (b, bucket) in enumerate(closing):
+            if signals:  # what the lifecycle reads for this bucket's drivers
+                det.last_scores = {k: v[t] for k, v in signals.items()}  # type: ignore[attr-defined]
+            events.extend(self._close(b, bucket, stats[t], scores[t]))
+        if signals:
+            det.last_scores = last  # type: ignore[attr-defined]
         return events
 
     def _cap_seen(self) -> None:
@@ -609,13 +639,22 @@ class DetectEngine:
                 break
             total -= len(self.seen.pop(k))
 
-    def _close(self, b: int, bucket: Bucket | None) -> list[dict[str, Any]]:
+    def _close(
+        self,
+        b: int,
+        bucket: Bucket | None,
+        stats: BucketStats | None = None,
+        scores: np.ndarray | None = None,
+    ) -> list[dict[str, Any]]:
+        """Close bucket ``b``: score it (unless ``_close_run`` already did: ``stats``
+        and ``scores``), run the lifecycle, then update the baselines."""
         n = len(self.brands)
         if n == 0:
             return []
-        # An empty bucket is an observation (zero mentions) with nothing to keep.
-        stats = bucket.stats(n) if bucket is not None else self._empty_stats(n)
-        scores = self.detector.update(stats, timestamp=float(b * self.width))
+        if stats is None or scores is None:
+            # An empty bucket is an observation (zero mentions) with nothing to keep.
+            stats = bucket.stats(n) if bucket is not None else self._empty_stats(n)
+            scores = self.detector.update(stats, timestamp=float(b * self.width))
         if self.on_close is not None:
             self.on_close(b, stats, scores)
         self._ensure_baselines(n)

@@ -28,7 +28,7 @@ import re
 import sys
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -489,6 +489,23 @@ class ObservedDetector:
         scores = self._inner.update(stats, timestamp)
         observe_scores(self._inner.name, scores)
         return scores
+
+    def update_many(
+        self, stats: BucketStats, timestamps: Sequence[float]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        scores, signals = self._inner.update_many(stats, timestamps)
+        observe_scores(self._inner.name, scores.ravel())
+        return scores, signals
+
+    # Set as well as read on the detector itself (the engine points it at each of
+    # the buckets ``update_many`` scored while their lifecycle steps).
+    @property
+    def last_scores(self) -> dict[str, np.ndarray]:
+        return self._inner.last_scores  # type: ignore[attr-defined]
+
+    @last_scores.setter
+    def last_scores(self, value: dict[str, np.ndarray]) -> None:
+        self._inner.last_scores = value  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -3,10 +3,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from detectors import make_detector
+from detectors.combined import CrisisDetector
 from schemas import validator
 from streams.detect import DetectEngine
 from streams.ingest import Ingestor, RawRecord
 from streams.lifecycle import crisis_id
+from streams.metrics import ObservedDetector
 from streams.sentiment import load_scorer
 from streams.settings import Settings
 from streams.synth import QUICK_SETTINGS, surge_stream
@@ -59,6 +62,52 @@ def test_batching_does_not_change_the_events(ingestor: Ingestor) -> None:
         parts += many.add(docs[i : i + 137]).events
     parts += many.flush()
     assert parts == whole and whole
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["plain", "observed"])
+def test_closing_many_buckets_at_once_changes_nothing(
+    ingestor: Ingestor, monkeypatch: pytest.MonkeyPatch, observed: bool
+) -> None:
+    """Buckets closed together are scored in one ``update_many`` call (the crisis
+    detector's own kernel; also through the worker's metrics wrapper); the scores,
+    events and the engine's state are those of closing them one by one."""
+    settings = QUICK.model_copy(update={"detector": "crisis"})
+    docs = scored(ingestor, surge_stream(BRANDS, 6_000, surge_brand="acme", seed=4))
+
+    def engine() -> DetectEngine:
+        det = make_detector("crisis")
+        return DetectEngine(settings, ObservedDetector(det) if observed else det)  # type: ignore[arg-type]
+
+    calls: list[int] = []
+    real = CrisisDetector.update_many
+
+    def spy(self, stats, timestamps):  # type: ignore[no-untyped-def]
+        calls.append(len(timestamps))
+        return real(self, stats, timestamps)
+
+    monkeypatch.setattr(CrisisDetector, "update_many", spy)
+    closed: dict[str, list[tuple[int, list[float]]]] = {"batched": [], "single": []}
+    batched = engine()
+    batched.on_close = lambda b, st, sc: closed["batched"].append((b, sc.tolist()))
+    got = batched.add(docs).events + batched.flush()
+    assert max(calls) > 1  # buckets were closed several at a time
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        DetectEngine,
+        "_close_run",
+        lambda self, closing: [e for b, bk in closing for e in self._close(b, bk)],
+    )
+    single = engine()
+    single.on_close = lambda b, st, sc: closed["single"].append((b, sc.tolist()))
+    want = single.add(docs).events + single.flush()
+    assert got == want
+    assert closed["batched"] == closed["single"] and len(closed["single"]) > 50
+    assert max(max(sc) for _, sc in closed["single"]) > 0  # the scores are not all zero
+    if observed:  # set on the detector itself, not on the wrapper
+        assert "last_scores" not in vars(batched.detector)
+    assert orjson.dumps(batched.to_state(), option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(
+        single.to_state(), option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def test_late_records_are_returned_not_counted() -> None:

@@ -78,6 +78,38 @@ def test_batch_equals_per_bucket(case) -> None:
     np.testing.assert_array_equal(fresh(case).run(s, ts), per_bucket(fresh(case), s, ts))
 
 
+def test_update_many_equals_per_bucket_and_leaves_the_same_state(case) -> None:
+    """``update_many`` (one kernel call for the crisis detector) is ``update`` T times:
+    the same scores, per-signal scores and state, bit for bit."""
+    s, ts = history(), timestamps(120)
+    one, many = fresh(case), fresh(case)
+    per_one = []
+    for t in range(60):
+        one.update(s.row(t), float(ts[t]))
+    for t in range(60):
+        many.update(s.row(t), float(ts[t]))
+    want = []
+    for t in range(60, 120):
+        want.append(one.update(s.row(t), float(ts[t])))
+        last = getattr(one, "last_scores", None)
+        if last:
+            per_one.append({k: v.copy() for k, v in last.items()})
+    rest = BucketStats(*(a[60:] for a in s))
+    got, signals = many.update_many(rest, [float(x) for x in ts[60:]])
+    np.testing.assert_array_equal(got, np.stack(want))
+    if per_one:
+        assert set(signals) == set(per_one[0])
+        for k, v in signals.items():
+            np.testing.assert_array_equal(v, np.stack([p[k] for p in per_one]))
+            np.testing.assert_array_equal(many.last_scores[k], per_one[-1][k])
+    else:
+        assert signals == {}
+    assert pickle.dumps(one.to_state()) == pickle.dumps(many.to_state())
+    np.testing.assert_array_equal(
+        one.update(s.row(0), float(ts[-1]) + HOUR), many.update(s.row(0), float(ts[-1]) + HOUR)
+    )
+
+
 def test_scores_in_unit_interval_and_finite(case) -> None:
     out = fresh(case).run(history(), timestamps(120))
     assert np.isfinite(out).all() and (out >= 0).all() and (out <= 1).all()
