@@ -29,6 +29,9 @@ from .memory import batch_gc
 from .sentiment import SentimentScorer, load_scorer
 from .settings import Settings
 
+#: Bytes read at a time by :func:`read_chunks`.
+READ_BLOCK = 1 << 22
+
 #: Records per batch: large enough that per-batch costs vanish, small enough to show progress.
 CHUNK = 20_000
 
@@ -213,13 +216,16 @@ def read_chunks(path: Path, size: int = CHUNK) -> Iterator[list[bytes]]:
     try:
         with path.open("rb") as f:
             while True:
-                block = f.read(1 << 22)
+                block = f.read(READ_BLOCK)
                 if not block:
                     break
-                data = rest + block
-                lines = data.split(b"\n")
+                lines = block.split(b"\n")
+                cr = b"\r" in block
+                if rest:  # the line cut at the end of the previous block (no 4 MiB copy)
+                    lines[0] = rest + lines[0]
+                    cr = cr or b"\r" in rest
                 rest = lines.pop()
-                if b"\r" in block:
+                if cr:
                     lines = [line.rstrip(b"\r") for line in lines]
                 # A blank or whitespace-only line sorts first (every byte of it is <= b" "):
                 # one C-level min() says whether any line needs the test.
