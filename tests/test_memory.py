@@ -45,7 +45,9 @@ def test_trim_returns_freed_heap_pages_to_the_os() -> None:
     # freed, though malloc still counts the chunks as free, not in use.
     assert rss_bytes() <= rss_held - 100 * 2**20
     after = memory.heap()
-    assert after is not None and after.in_use == freed.in_use
+    # Trimming moves no memory into use (other threads of the test session may
+    # allocate a few bytes meanwhile: a full-suite run saw 224).
+    assert after is not None and abs(after.in_use - freed.in_use) < 64 * 1024
     for p in blocks[1::2]:
         libc.free(p)
 
