@@ -209,10 +209,11 @@ class Bucket:
             return {}
         of_row = np.asarray(self.neg_brand)
         order = np.argsort(of_row, kind="stable")  # by brand, arrival order inside
-        cuts = np.searchsorted(of_row[order], [(i, i + 1) for i in sorted(brands)]).tolist()
+        wanted = sorted(brands)
+        cuts = np.searchsorted(of_row[order], [(i, i + 1) for i in wanted]).tolist()
         rows = self.neg_rows
         out: dict[int, Evidence] = {}
-        for i, (a, z) in zip(sorted(brands), cuts, strict=True):
+        for i, (a, z) in zip(wanted, cuts, strict=True):
             if z > a:
                 ev = out[i] = Evidence()
                 ev.add_rows(_gather(rows, order[a:z].tolist()))
@@ -612,14 +613,13 @@ class DetectEngine:
         stats = [bk.stats(n) if bk is not None else self._empty_stats(n) for _, bk in closing]
         stacked = BucketStats(*(np.stack(col) for col in zip(*stats, strict=True)))
         scores, signals = det.update_many(stacked, [float(b * self.width) for b, _ in closing])
-        last = getattr(det, "last_scores", None)
         events: list[dict[str, Any]] = []
         for t, (b, bucket) in enumerate(closing):
-            if signals:  # what the lifecycle reads for this bucket's drivers
+            # What the lifecycle reads for this bucket's drivers; after the last
+            # bucket it is what update_many left (the last row).
+            if signals:
                 det.last_scores = {k: v[t] for k, v in signals.items()}  # type: ignore[attr-defined]
             events.extend(self._close(b, bucket, stats[t], scores[t]))
-        if signals:
-            det.last_scores = last  # type: ignore[attr-defined]
         return events
 
     def _cap_seen(self) -> None:

@@ -110,10 +110,10 @@ def batch_gc(threshold: int = BATCH_GC_THRESHOLD) -> Iterator[None]:
     reference counting frees, yet every 700 of them start a young-generation
     collection, and some of those go on to the older generations, which hold
     the loaded model, the engines and their state (3-4% of a backtest's CPU
-    time, measured with ``gc.callbacks``). Objects alive at
-    the start are moved out of the collector's sight (``gc.freeze``, as
-    Instagram's servers do after start-up) and the young threshold is raised;
-    cycles are still collected, less often. Both are undone on exit.
+    time, measured with ``gc.callbacks``). Objects alive at the start are
+    moved out of the collector's sight (``gc.freeze``, as Instagram's servers
+    do after start-up) and the young threshold is raised; cycles are still
+    collected, less often. Both are undone on exit.
     """
     old = gc.get_threshold()
     gc.freeze()
