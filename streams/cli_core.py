@@ -27,6 +27,7 @@ def worker(loglevel: str | None) -> None:
     """Run a stream worker (ingest + detect agents) until stopped."""
     import faust
 
+    from . import memory
     from .app import create_app
     from .kafka_util import ensure_topics
 
@@ -35,7 +36,13 @@ def worker(loglevel: str | None) -> None:
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
     app = create_app(settings)
+    # Start-up (model, numba kernels, app) is done: tune the collector for the hot path.
+    memory.service_gc(settings.gc_young_threshold)
     w = faust.Worker(app, loglevel=loglevel or settings.log_level, quiet=True)
+    # No terminal spinner: at level warning or above Faust keeps one and sets the
+    # root logger to DEBUG so that it turns on every record, which made every
+    # aiokafka debug call build a LogRecord (1.4% of the event loop in a profile).
+    w.spinner = None
     w.execute_from_commandline()
 
 

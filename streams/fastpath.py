@@ -32,6 +32,8 @@ So per-mention records never pass through a Faust stream:
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -47,6 +49,7 @@ from mode import Service
 from . import metrics as m
 from .columns import encode_brands
 from .ingest import DeadLetter, RawRecord
+from .lean_fetch import lean_records
 from .recovery import aiokafka_config, envelope_topic
 from .settings import Settings
 
@@ -202,6 +205,7 @@ class IngestService(Service):
         )
         self.consumer.subscribe([self.s.topic_raw], listener=_Rebalance(self))
         await self.consumer.start()
+        lean_records(self.consumer)
 
     async def on_stop(self) -> None:
         try:
@@ -309,12 +313,15 @@ class IngestService(Service):
         t0 = time.perf_counter()
         s, ing = self.s, self.ingestor
         records = [r for recs in batch.values() for r in recs]
+        # Records carry no topic or partition (streams.lean_fetch): the batch says.
+        starts = list(itertools.accumulate((len(recs) for recs in batch.values()), initial=0))
+        tps = list(batch)
         dead: list[DeadLetter] = []
 
         def refuse(i: int, reason: str) -> None:
-            r = records[i]
+            r, tp = records[i], tps[bisect.bisect_right(starts, i) - 1]
             headers = tuple((str(k), bytes(v or b"")) for k, v in (r.headers or ()))
-            raw = RawRecord(r.key, r.value, r.topic, r.partition, r.offset, headers)
+            raw = RawRecord(r.key, r.value, tp.topic, tp.partition, r.offset, headers)
             dead.append(DeadLetter(raw, reason))
 
         ib = ing.decode_columns([r.value for r in records], refuse)

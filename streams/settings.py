@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Hand the C heap's free pages back to the OS this often (glibc's
     # malloc_trim, streams/memory.py); 0 turns it off.
     malloc_trim_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Young-generation threshold of Python's garbage collector in a worker
+    # (CPython's default is 700; streams/memory.py service_gc); 0 keeps
+    # CPython's defaults and freezes nothing.
+    gc_young_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
     # A known brand with no new mention for this long counts as silent.
     brand_silence_seconds: float = Field(default=900.0, gt=0)
     batch_size: int = Field(default=1000, ge=1, le=100_000)

@@ -85,3 +85,20 @@ def test_batch_gc_restores_the_collector_after_an_error() -> None:
         pass
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_service_gc_freezes_start_up_and_raises_the_young_threshold() -> None:
+    import gc
+
+    old = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    try:
+        kept = [[i] for i in range(1000)]  # start-up state: lists the collector tracks
+        assert memory.service_gc(12_345) is True
+        assert gc.get_threshold() == (12_345, old[1], old[2])
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+    assert memory.service_gc(0) is False
+    assert gc.get_threshold() == old
