@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from . import benchdoc
+from . import benchdoc, memory
 from .benchdoc import machine
 from .ports import free_port, free_port_block
 
@@ -249,6 +249,14 @@ def load1() -> float:
 
 
 # -- (a) bare consumer and (e) empty Faust agent, in child processes ------------------
+
+
+def bare(bootstrap: str, topic: str, n: int, tuned_gc: bool = False) -> dict[str, Any]:
+    """The bare consumer; ``tuned_gc``: with the collector tuned as the worker tunes it."""
+    if not tuned_gc:
+        return asyncio.run(_bare(bootstrap, topic, n))
+    with memory.batch_gc():
+        return asyncio.run(_bare(bootstrap, topic, n))
 
 
 async def _bare(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
@@ -625,11 +633,13 @@ def run_benchmark(
             took, _ = produce(bootstrap, topic, records)
             log(f"preloaded {n:,} records into {topic} in {took:.1f}s")
             del records
-            bare, empty, one, lean, two = [], [], [], [], []
+            bare_, bare_gc, empty, one, lean, two = [], [], [], [], [], []
             for r in range(repeats):
                 log(f"repeat {r + 1}/{repeats}: bare consumer")
-                bare.append(asyncio.run(_bare(bootstrap, topic, n)))
-                log(f"  {bare[-1]['rate']:,.0f}/s; empty Faust agent ({empty_n:,} records)")
+                bare_.append(bare(bootstrap, topic, n))
+                log(f"  {bare_[-1]['rate']:,.0f}/s; bare consumer, GC tuned as in the worker")
+                bare_gc.append(bare(bootstrap, topic, n, tuned_gc=True))
+                log(f"  {bare_gc[-1]['rate']:,.0f}/s; empty Faust agent ({empty_n:,} records)")
                 empty.append(run_empty_agent(bootstrap, topic, empty_n, tmp, timeout=300))
                 log(f"  {empty[-1]['rate']:,.0f}/s; pipeline, 1 worker")
                 limit = max(300.0, n / 3000)  # a stalled worker must not hang the run
@@ -646,7 +656,8 @@ def run_benchmark(
                 return float(statistics.median(r[key] for r in rows))
 
             for name, rows in (
-                ("bare", bare),
+                ("bare", bare_),
+                ("bare_gc", bare_gc),
                 ("empty", empty),
                 ("one", one),
                 ("lean", lean),
@@ -710,6 +721,11 @@ def report(res: dict[str, Any], command: str) -> str:
         "| consumer | mentions/s | of bare | CPU s per M mentions | peak RSS MiB | repeats |",
         "|---|---:|---:|---:|---:|---|",
         row("(a) bare aiokafka consumer, getmany + orjson.loads", res["bare"]),
+        *(
+            [row("(a') the same, GC tuned as in the worker (`service_gc`)", res["bare_gc"])]
+            if "bare_gc" in res
+            else []
+        ),
         row("empty Faust agent (raw values, take(5000), tuned buffers)", res["empty"]),
         row("(b) pipeline, 1 worker", res["one"]),
         row("(b') pipeline, 1 worker, `CRISISWATCH_PUBLISH_SCORED=false`", res["lean"]),
