@@ -476,6 +476,4 @@ def contrast_terms(
         cand = list(range(len(diff)))
     weights = diff.tolist()
     cand.sort(key=lambda j: (-weights[j], names[j]))
-    return [
-        {"term": names[j], "weight": round(weights[j], 4)} for j in cand[:k] if weights[j] > 0
-    ]
+    return [{"term": names[j], "weight": round(weights[j], 4)} for j in cand[:k] if weights[j] > 0]
