@@ -102,20 +102,22 @@ def trim() -> bool:
 BATCH_GC_THRESHOLD = 50_000
 
 
-def service_gc(threshold: int = BATCH_GC_THRESHOLD) -> bool:
-    """Tune the garbage collector for a long-running worker, once its start-up is done.
+def _freeze_and_raise(threshold: int) -> tuple[int, int, int]:
+    """``gc.freeze()`` and the young threshold set to ``threshold``; the thresholds before."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(threshold, old[1], old[2])
+    return old
 
-    The worker's hot path allocates tens of thousands of short-lived
-    containers per batch (the fetched record objects above all), which
-    reference counting frees, yet every 700 allocations start a collection
-    that can go on to traverse the whole heap: the loaded model, Faust, the
-    engines' state. Draining preloaded mentions, the fetch of 300,000
-    records took 2.8 us each with CPython's defaults and 1.7-2.0 us with the
-    collector frozen or off (docs/performance.md). What start-up built is
-    moved out of the collector's sight (``gc.freeze``, as Instagram's
-    servers do after start-up) and the young threshold is raised; cycles
-    made later are still collected, less often. ``threshold`` 0 changes
-    nothing. Returns whether it changed anything.
+
+def service_gc(threshold: int = BATCH_GC_THRESHOLD) -> bool:
+    """:func:`batch_gc` for a long-running worker, once its start-up is done, never undone.
+
+    Start-up's garbage is collected first, so only live objects are frozen.
+    In the worker the fetched record objects are most of the containers: the
+    fetch of 300,000 records took 2.8 us each with CPython's defaults and
+    1.7-2.0 us with the collector frozen or off (docs/performance.md).
+    ``threshold`` 0 changes nothing. Returns whether it changed anything.
 
     >>> import gc; old = gc.get_threshold()
     >>> service_gc(0), gc.get_threshold() == old
@@ -123,10 +125,8 @@ def service_gc(threshold: int = BATCH_GC_THRESHOLD) -> bool:
     """
     if threshold <= 0:
         return False
-    gc.collect()  # garbage of start-up is freed, not frozen
-    gc.freeze()
-    old = gc.get_threshold()
-    gc.set_threshold(threshold, old[1], old[2])
+    gc.collect()
+    _freeze_and_raise(threshold)
     return True
 
 
@@ -143,9 +143,7 @@ def batch_gc(threshold: int = BATCH_GC_THRESHOLD) -> Iterator[None]:
     do after start-up) and the young threshold is raised; cycles are still
     collected, less often. Both are undone on exit.
     """
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(threshold, old[1], old[2])
+    old = _freeze_and_raise(threshold)
     try:
         yield
     finally:
