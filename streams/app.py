@@ -26,6 +26,7 @@ import faust
 import numpy as np
 import orjson
 from aiohttp import web as aiohttp_web
+from aiokafka.errors import ProducerClosed
 from faust.types import EventT
 from faust.web import Request, Response, View
 
@@ -234,7 +235,9 @@ def create_app(settings: Settings) -> faust.App:
         await app.add_runtime_dependency(ingest_service)
 
     async def publish(events: list[dict[str, Any]]) -> list[Any]:
-        futs = []
+        if not events:
+            return []
+        records = []
         for ev in events:
             pipe.counters[f"events.{ev['status']}"] += 1
             pipe.ops.crisis_event(ev)
@@ -252,8 +255,18 @@ def create_app(settings: Settings) -> faust.App:
                     "severity": ev["severity"],
                 },
             )
-            futs.append(await events_t.send(key=ev["brand"].encode(), value=orjson.dumps(ev)))
+            records.append((ev["brand"].encode(), orjson.dumps(ev)))
         m.RECORDS_PRODUCED.labels(settings.topic_events).inc(len(events))
+        # In batches, through ingest's producer (see IngestService.send_keyed);
+        # Faust's producer while that one is not running. The agent awaits an
+        # envelope's deliveries before the next envelope, so a switch between
+        # the two cannot reorder a brand's events.
+        try:
+            futs = await ingest_service.send_keyed(settings.topic_events, records)
+        except ProducerClosed:  # stopping while it waited for a batch slot
+            futs = None
+        if futs is None:
+            futs = [await events_t.send(key=k, value=v) for k, v in records]
         return futs
 
     ckpt_t = app.topic(

@@ -170,6 +170,7 @@ class IngestService(Service):
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.sending = False  # the producer is started and not stopping
         #: Next offset to read per raw partition, as committed by this service.
         self.committed: dict[TopicPartition, int] = {}
         self._inflight: asyncio.Task[None] | None = None
@@ -192,6 +193,7 @@ class IngestService(Service):
             request_timeout_ms=60_000,
         )
         await self.producer.start()
+        self.sending = True
         self.consumer = AIOKafkaConsumer(
             **cfg,
             group_id=ingest_group(self.s),
@@ -215,6 +217,7 @@ class IngestService(Service):
             if self.consumer is not None:
                 await self.consumer.stop()
             if self.producer is not None:
+                self.sending = False
                 await self.producer.stop()
 
     def assignment(self) -> set[TopicPartition]:
@@ -396,6 +399,32 @@ class IngestService(Service):
         m.RECORDS_PRODUCED.labels(s.topic_scored).inc(n_ok if s.publish_scored else 0)
         m.RECORDS_PRODUCED.labels(self.envelope_topic).inc(n_env)
         m.observe_many(m.EVENT_TO_PROCESSED.labels("ingest"), time.time() - ib.event_time)
+
+    async def send_keyed(
+        self, topic: str, records: list[tuple[bytes, bytes]]
+    ) -> list[asyncio.Future[Any]] | None:
+        """Write keyed records (Kafka's partitioner) with the batch builder, one batch
+        per partition; None if the producer is not running (start-up, shutdown).
+
+        For the crisis events of a bucket close: a close of many brands emits
+        hundreds of 2-4 KB events at once, and one ``send()`` each filled a
+        16 KB batch every few events, so the sends kept waiting for the sender
+        and handed the loop to ingest batches between them (1.5-3 ms per
+        event; envelopes of the other partitions queued behind the close).
+        """
+        prod = self.producer
+        if prod is None or not self.sending:
+            return None
+        if not prod.client.cluster.partitions_for_topic(topic):
+            await prod.client._wait_on_metadata(topic)
+        part = self._partitioner(topic)
+        by_p: dict[int, list[tuple[bytes | None, bytes]]] = {}
+        for key, value in records:
+            by_p.setdefault(part(key), []).append((key, value))
+        futs: list[asyncio.Future[Any]] = []
+        for p, recs in by_p.items():
+            futs += await send_batched(prod, topic, p, recs)
+        return futs
 
     async def _producer_metadata(self) -> None:
         assert self.producer is not None

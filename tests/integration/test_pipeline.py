@@ -6,6 +6,8 @@ from collections import Counter
 
 import orjson
 import pytest
+from kafka import KafkaConsumer
+from kafka.partitioner.default import murmur2
 
 from schemas import validator
 from streams.synth import surge_stream
@@ -53,9 +55,17 @@ def test_surge_opens_exactly_one_crisis_and_malformed_records_are_dead_lettered(
     assert {m.value for m in dead} == set(expected)
 
     # Crisis events: wait for the idle flush to close the last buckets.
-    events = [
-        orjson.loads(m.value) for m in workers.consume(workers.topic("events"), idle=15, timeout=90)
-    ]
+    msgs = workers.consume(workers.topic("events"), idle=15, timeout=90)
+    events = [orjson.loads(m.value) for m in msgs]
+    # Keyed by brand, on the partition Kafka's default partitioner gives the key
+    # (the worker writes them in batches, partitioned by itself).
+    meta = KafkaConsumer(bootstrap_servers=workers.bootstrap)
+    n_parts = len(meta.partitions_for_topic(workers.topic("events")) or ())
+    meta.close()
+    assert n_parts > 1
+    for m in msgs:
+        assert m.key == orjson.loads(m.value)["brand"].encode()
+        assert m.partition == (murmur2(m.key) & 0x7FFFFFFF) % n_parts
     for ev in events:
         validator("crisis_event.v1").validate(ev)
     opened = [e for e in events if e["status"] == "opened"]
