@@ -314,6 +314,12 @@ class DetectEngine:
         eng.add(docs)
         eng.flush()
         eng.to_state()
+        # And the evidence of a crisis event: numba compiles its word-counting
+        # kernel at first use in a fresh install, which held up every partition
+        # for 0.9 s at a new worker's first crisis.
+        ev = Evidence()
+        ev.add({"id": "w", "text": "warm words here", "sentiment": -0.5})
+        ev.to_json("w", ["other words"])
 
     # -- checkpoints ---------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
