@@ -445,16 +445,20 @@ def contrast_terms(
     >>> contrast_terms(Counter({"refund": 3, "store": 1}), ["nice store", "store open"])[0]["term"]
     'refund'
     """
-    skip = frozenset(exclude)
-    names = list(window.keys() - skip) if skip & window.keys() else list(window)
-    if not names:
+    if not window:
         return []
+    skip = frozenset(exclude)
     tfb, base_sq = _baseline_tf(tuple(baseline_texts), skip)
     if not tfb:
         kept = Counter({t: c for t, c in window.items() if t not in skip})
         return [{"term": t, "weight": float(c)} for t, c in kept.most_common(k)]
+    # The window's terms in its order, counts read straight off its values (a
+    # lookup per term cost as much); excluded terms then count as absent.
+    names = list(window)
     n = len(names)
-    cw = np.fromiter(map(window.__getitem__, names), dtype=np.float64, count=n)
+    cw = np.fromiter(window.values(), dtype=np.float64, count=n)
+    for t in skip & window.keys():
+        cw[names.index(t)] = 0.0
     b = np.fromiter(map(tfb.get, names, itertools.repeat(0.0)), dtype=np.float64, count=n)
     present = cw > 0
     if not present.all():  # a zero count is not in the window's document
