@@ -261,6 +261,7 @@ def create_app(settings: Settings) -> faust.App:
         # Faust's producer while that one is not running. The agent awaits an
         # envelope's deliveries before the next envelope, so a switch between
         # the two cannot reorder a brand's events.
+        futs: list[Any] | None
         try:
             futs = await ingest_service.send_keyed(settings.topic_events, records)
         except ProducerClosed:  # stopping while it waited for a batch slot
