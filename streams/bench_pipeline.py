@@ -153,7 +153,7 @@ async def _produce(
     """
     from aiokafka import AIOKafkaProducer
 
-    from .fastpath import Partitioner, send_batched
+    from .fastpath import Partitioner, send_by_key
 
     prod = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_batch_size=1024 * 1024
@@ -165,11 +165,7 @@ async def _produce(
         t0, wall0 = time.monotonic(), time.time()
         pending: list[Any] = []
         for i in range(0, len(records), chunk):
-            by_p: dict[int, list[tuple[bytes | None, bytes]]] = {}
-            for k, v in records[i : i + chunk]:
-                by_p.setdefault(part(k), []).append((k, v))
-            for p, recs in by_p.items():
-                pending += await send_batched(prod, topic, p, recs)
+            pending += await send_by_key(prod, topic, part, records[i : i + chunk])
             if rate:
                 ahead = (i + chunk) / rate - (time.monotonic() - t0)
                 if ahead > 0:

@@ -124,6 +124,23 @@ async def send_batched(
     return futs
 
 
+async def send_by_key(
+    producer: AIOKafkaProducer,
+    topic: str,
+    part: Partitioner,
+    records: Iterable[tuple[bytes, bytes]],
+) -> list[asyncio.Future[Any]]:
+    """Keyed records, grouped by ``part`` (arrival order kept inside a partition),
+    written with :func:`send_batched`, one batch (or a few) per partition."""
+    by_p: dict[int, list[tuple[bytes | None, bytes]]] = {}
+    for key, value in records:
+        by_p.setdefault(part(key), []).append((key, value))
+    futs: list[asyncio.Future[Any]] = []
+    for p, recs in by_p.items():
+        futs += await send_batched(producer, topic, p, recs)
+    return futs
+
+
 def _by_partition(parts: npt.NDArray[np.int64]) -> list[tuple[int, npt.NDArray[np.intp]]]:
     """Row indices per partition number (rows in input order)."""
     if not len(parts):
@@ -417,14 +434,7 @@ class IngestService(Service):
             return None
         if not prod.client.cluster.partitions_for_topic(topic):
             await prod.client._wait_on_metadata(topic)
-        part = self._partitioner(topic)
-        by_p: dict[int, list[tuple[bytes | None, bytes]]] = {}
-        for key, value in records:
-            by_p.setdefault(part(key), []).append((key, value))
-        futs: list[asyncio.Future[Any]] = []
-        for p, recs in by_p.items():
-            futs += await send_batched(prod, topic, p, recs)
-        return futs
+        return await send_by_key(prod, topic, self._partitioner(topic), records)
 
     async def _producer_metadata(self) -> None:
         assert self.producer is not None
