@@ -8,11 +8,18 @@ registered for :func:`make_detector`: ``negative_share``, ``volume``,
 
 from __future__ import annotations
 
-from .base import BucketStats, Detector, available, make_detector
-from .combined import CrisisDetector
-from .negative_share import NegativeShareDetector
-from .sentiment import SentimentShiftDetector
-from .volume import VolumeDetector
+from pathlib import Path
+
+from .numba_cache import drop_if_sources_changed
+
+# Before any kernel module is imported: their cache is keyed on their own file only.
+drop_if_sources_changed(Path(__file__).parent)
+
+from .base import BucketStats, Detector, available, make_detector  # noqa: E402
+from .combined import CrisisDetector  # noqa: E402
+from .negative_share import NegativeShareDetector  # noqa: E402
+from .sentiment import SentimentShiftDetector  # noqa: E402
+from .volume import VolumeDetector  # noqa: E402
 
 __all__ = [
     "BucketStats",

@@ -8,6 +8,13 @@ name, so a trained model replaces the lexicon scorer without touching them.
 
 from __future__ import annotations
 
-from .base import LABELS, ScoreBatch, SentimentScorer, load_scorer
+from pathlib import Path
+
+from detectors.numba_cache import drop_if_sources_changed
+
+# Before the kernel modules are imported: model.py's kernels call features.py's.
+drop_if_sources_changed(Path(__file__).parent)
+
+from .base import LABELS, ScoreBatch, SentimentScorer, load_scorer  # noqa: E402
 
 __all__ = ["LABELS", "ScoreBatch", "SentimentScorer", "load_scorer"]
