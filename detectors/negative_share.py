@@ -12,6 +12,8 @@ exponentially weighted mean of past negative shares (half-life in
 buckets), shrunk towards a prior share while young; it is updated after
 scoring (causal), and a surging bucket's share is winsorised at
 ``p0 + 3 sd`` so a long crisis does not quickly become the new normal.
+During warm-up the baseline is the pooled share of the warm-up buckets,
+not winsorised (there is no learned normal to protect yet).
 
 Gaps: a bucket with no scored mentions scores 0 and leaves state unchanged.
 Warm-up: scores are 0 until the brand has ``min_buckets`` buckets with data.
@@ -90,11 +92,18 @@ def negshare_z_step(
     z = signed_root_deviance(kk - 0.5, nn, p0)
     inv_n = 1.0 / nn  # divisions are what a vectorised loop pays for: one, shared
     share = kk * inv_n
+    # While warming up the baseline is the pooled share (all negatives over all
+    # scored mentions so far), not winsorised: there is no learned normal yet to
+    # protect, and capping at the prior's p0 + 3 sd kept a brand whose normal
+    # share is well above the prior (airline mentions: ~45%) "surging" for tens
+    # of buckets after warm-up while the EWMA crept up 3 sd * alpha a bucket.
+    learning = not buckets >= min_buckets
     cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) * inv_n)
-    share = min(share, cap)
+    share = share if learning else min(share, cap)
     # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
     # up to a full alpha step at 30 mentions.
     a = alpha * min(1.0, nn * (1.0 / 30.0))
+    a = nn / (weight + nn) if learning else a
     p_new = share if weight == 0.0 else (1.0 - a) * p_base + a * share
     if not ok:
         return math.nan, p_base, weight, buckets

@@ -226,6 +226,36 @@ def test_negative_share_is_count_aware() -> None:
     assert s[0] >= 0.9999 > s[1]
 
 
+def test_negative_share_learns_a_normal_share_far_above_the_prior() -> None:
+    """A brand whose normal share is 45% (the prior is 20%) is calm right after warm-up.
+
+    The warm-up baseline is the pooled share; it used to be winsorised at the
+    prior's p0 + 3 sd and then creep up by alpha * 3 sd a bucket, so a large
+    brand scored >= 0.9999 for tens of buckets after warm-up.
+    """
+    n = np.array([140.0, 1000.0])
+    k = np.round(n * 0.45)
+    neg, crisis = NegativeShareDetector(min_buckets=6), CrisisDetector()
+    worst_neg = worst_crisis = 0.0
+    for h in range(40):
+        stats = BucketStats(n, n, k, -0.2 * n)
+        s_neg = neg.update(stats)
+        crisis.update(stats, 300.0 * h)
+        if h >= 6:
+            worst_neg = max(worst_neg, float(np.max(s_neg)))
+            worst_crisis = max(worst_crisis, float(np.max(crisis.last_scores["negative_share"])))
+    assert worst_neg < 0.9 and worst_crisis < 0.5
+    det = NegativeShareDetector(min_buckets=6)
+    for _ in range(10):
+        det.update(BucketStats(n, n, k, -0.2 * n))
+    assert np.allclose(det.p_base[:2], 0.45, atol=0.002)
+    # After warm-up a surge is still winsorised: it does not become the baseline.
+    for _ in range(5):
+        det.update(BucketStats(n, n, np.round(n * 0.9), -0.8 * n))
+    assert np.all(det.p_base[:2] < 0.5)
+    assert np.all(det.update(BucketStats(n, n, np.round(n * 0.9), -0.8 * n)) > 0.9999)
+
+
 def test_sentiment_is_count_aware() -> None:
     det = SentimentShiftDetector()
     n = np.array([400.0, 3.0])
