@@ -101,9 +101,8 @@ def negshare_z_step(
     cap = p0 + 3.0 * math.sqrt(p0 * (1.0 - p0) * inv_n)
     share = share if learning else min(share, cap)
     # Count-weighted EWMA: a bucket with more mentions moves the baseline more,
-    # up to a full alpha step at 30 mentions.
-    a = alpha * min(1.0, nn * (1.0 / 30.0))
-    a = nn / (weight + nn) if learning else a
+    # up to a full alpha step at 30 mentions (the pooled mean while learning).
+    a = nn / (weight + nn) if learning else alpha * min(1.0, nn * (1.0 / 30.0))
     p_new = share if weight == 0.0 else (1.0 - a) * p_base + a * share
     if not ok:
         return math.nan, p_base, weight, buckets

@@ -160,8 +160,7 @@ async def _produce(
     )
     await prod.start()
     try:
-        await prod.client._wait_on_metadata(topic)
-        part = Partitioner(len(prod.client.cluster.partitions_for_topic(topic) or ()))
+        part = Partitioner(len(await prod.partitions_for(topic)))
         t0, wall0 = time.monotonic(), time.time()
         pending: list[Any] = []
         for i in range(0, len(records), chunk):

@@ -432,12 +432,10 @@ class IngestService(Service):
         prod = self.producer
         if prod is None or not self.sending:
             return None
-        if not prod.client.cluster.partitions_for_topic(topic):
-            await prod.client._wait_on_metadata(topic)
+        await prod.partitions_for(topic)  # waits only if the metadata is missing
         return await send_by_key(prod, topic, self._partitioner(topic), records)
 
     async def _producer_metadata(self) -> None:
         assert self.producer is not None
         for topic in (self.s.topic_scored, self.envelope_topic):
-            if not self.producer.client.cluster.partitions_for_topic(topic):
-                await self.producer.client._wait_on_metadata(topic)
+            await self.producer.partitions_for(topic)  # waits only if missing
