@@ -33,6 +33,7 @@ from .columns import LABEL_NAMES, UNSCORED, Mentions, encode_brands
 from .sentiment import ScoreBatch, SentimentScorer
 from .sentiment.enrich import PRESENTED_NEUTRAL_BAND, language_scored
 from .settings import Settings
+from .splice import splice
 
 STAGE = "ingest"
 
@@ -216,39 +217,37 @@ class IngestBatch:
     def scored_values(self) -> list[bytes]:
         """ScoredMention v1 bytes per row: the input object with the four fields ingest writes.
 
-        Most rows are spliced: the original bytes (unknown fields and all)
-        minus the closing brace, plus the new fields. Rows in ``docs`` are
-        encoded from the dict with the fields set in place, as
-        :func:`streams.sentiment.enrich.enrich` does.
+        Most rows are spliced (:mod:`streams.splice`, one numba pass for the
+        batch): the original bytes (unknown fields and all) minus the closing
+        brace, plus the new fields. Rows in ``docs`` are encoded from the dict
+        with the fields set in place, as :func:`streams.sentiment.enrich.enrich` does.
         """
-        out: list[bytes] = []
-        docs, source = self.docs, self.source
+        docs, source, model = self.docs, self.source, self.model
         # Numbers formatted by orjson in one call per column (null for NaN).
-        times = orjson.dumps(self.event_time, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
-        sents = orjson.dumps(self.sentiment, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+        times = orjson.dumps(self.event_time, option=orjson.OPT_SERIALIZE_NUMPY)
+        sents = orjson.dumps(self.sentiment, option=orjson.OPT_SERIALIZE_NUMPY)
         codes = self.label.tolist()
-        tails: dict[tuple[int, str], bytes] = {}
-        for k, value in enumerate(self.raw):
-            src = source.get(k, self.model)
-            if k in docs:
-                d = docs[k]
-                d["event_time"] = float(self.event_time[k])
-                s = float(self.sentiment[k])
-                d["sentiment"] = None if s != s else s
-                d["sentiment_label"] = LABEL_NAMES[codes[k]]
-                d["sentiment_source"] = src
-                out.append(orjson.dumps(d))
-                continue
-            tail = tails.get((codes[k], src))
-            if tail is None:
-                tail = tails[(codes[k], src)] = (
-                    b',"sentiment_label":"%b","sentiment_source":%b}'
-                    % (LABEL_NAMES[codes[k]].encode(), orjson.dumps(src))
-                )
-            body = value[:-1] if value[-1] == 125 else value.rstrip()[:-1]  # drop the "}"
-            out.append(
-                b"".join((body, b',"event_time":', times[k], b',"sentiment":', sents[k], tail))
-            )
+        # One tail per (label, source) of the batch: usually the model's four.
+        kinds: dict[tuple[int, str], int] = {(c, model): c for c in range(len(LABEL_NAMES))}
+        if source:
+            tail_of: Any = [
+                kinds.setdefault((c, source.get(k, model)), len(kinds)) for k, c in enumerate(codes)
+            ]
+        else:
+            tail_of = self.label
+        tails = [
+            b',"sentiment_label":"%b","sentiment_source":%b}'
+            % (LABEL_NAMES[c].encode(), orjson.dumps(src))
+            for c, src in kinds
+        ]
+        out = splice(self.raw, times, sents, tails, tail_of)
+        for k, d in docs.items():
+            d["event_time"] = float(self.event_time[k])
+            s = float(self.sentiment[k])
+            d["sentiment"] = None if s != s else s
+            d["sentiment_label"] = LABEL_NAMES[codes[k]]
+            d["sentiment_source"] = source.get(k, model)
+            out[k] = orjson.dumps(d)
         return out
 
 
