@@ -227,6 +227,9 @@ def create_app(settings: Settings) -> faust.App:
 
     ingest_service = IngestService(settings, pipe.ingestor, pipe.counters, account_dead)
     pipe.ingest = ingest_service
+    # Envelopes for partitions counted here are handed over decoded (Handoff).
+    ingest_service.detects_here = pipe.engines.__contains__
+    handoff = ingest_service.handoff
 
     @app.task
     async def start_ingest() -> None:
@@ -460,7 +463,11 @@ def create_app(settings: Settings) -> faust.App:
                 continue  # already inside the restored checkpoint
             pipe.offsets[p] = max(pipe.offsets.get(p, -1), offset)
             pipe.quiet_since.pop(p, None)
-            cols = Mentions.from_envelope(msg.value)
+            cols = handoff.take(msg.headers, msg.value) if handoff is not None else None
+            if cols is None:
+                cols = Mentions.from_envelope(msg.value)
+            else:
+                pipe.counters["detect.handed_over"] += 1
             futs: list[Any] = []
             if cols is None:
                 futs += await dead_letter(

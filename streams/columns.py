@@ -224,15 +224,32 @@ class Mentions:
 
     def split(self, max_bytes: int) -> list[bytes]:
         """Envelopes of at most ``max_bytes`` each, in row order (a single row always goes)."""
-        env = self.to_envelope()
-        if len(env) <= max_bytes or len(self) <= 1:
-            return [env]
+        return [env for _, env in self.split_parts(max_bytes)]
+
+    def split_parts(
+        self, max_bytes: int, bytes_per_row: float = 0.0
+    ) -> list[tuple[Mentions, bytes]]:
+        """:meth:`split`, each envelope with the batch it encodes (``self`` when one does).
+
+        ``bytes_per_row``: the expected envelope bytes per row (say, of the last
+        batch). A batch it puts over ``max_bytes`` is cut before it is encoded,
+        instead of being encoded whole to learn its size first.
+        """
+        n = len(self)
+        expect = n * bytes_per_row
+        if expect > max_bytes and n > 1:
+            env_len = int(expect)
+        else:
+            env = self.to_envelope()
+            if len(env) <= max_bytes or n <= 1:
+                return [(self, env)]
+            env_len = len(env)
         # Parts of equal row counts, sized from this encoding; a part that still
         # comes out too large (long texts bunched together) is split again.
-        parts = min(len(self), -(-len(env) * 11 // (10 * max_bytes)))
-        out: list[bytes] = []
+        parts = min(n, -(-env_len * 11 // (10 * max_bytes)))
+        out: list[tuple[Mentions, bytes]] = []
         for rows in np.array_split(np.arange(len(self)), parts):
-            out += self.take(rows).split(max_bytes)
+            out += self.take(rows).split_parts(max_bytes)
         return out
 
     @classmethod

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # mentions.scored). Detection does not need it: off halves the records
     # ingest produces and the broker stores.
     publish_scored: bool = True
+    # The detect agent takes the batches of envelopes this worker's ingest
+    # wrote for its own partitions as they were encoded, instead of decoding
+    # the envelope again (streams/fastpath.py, Handoff). Off: every envelope
+    # is decoded.
+    envelope_handoff: bool = True
 
     # Sentiment.
     sentiment_model: str = "linear-v1"

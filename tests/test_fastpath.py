@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from prometheus_client import Histogram
 
 from streams import metrics as m
 from streams.columns import Mentions
-from streams.fastpath import Partitioner
+from streams.fastpath import HANDOFF_HEADER, Handoff, Partitioner
 from streams.ingest import Ingestor, RawRecord
 from streams.sentiment import load_scorer
 from streams.sentiment.enrich import enrich
@@ -79,10 +80,74 @@ def test_envelopes_split_by_size_and_round_trip() -> None:
     assert all(b is not None for b in back)
     docs = [b.doc(k) for b in back if b is not None for k in range(len(b))]
     assert docs == [cols.doc(k) for k in range(len(cols))]
+    # Cut before encoding from an expected size per row (too small, about right,
+    # too large): still every row once, in order, and no envelope over the limit.
+    for hint in (0.0, 5.0, 40.0, 1000.0):
+        pieces = cols.split_parts(1500, hint)
+        assert all(len(e) <= 1500 for _, e in pieces), hint
+        got = [Mentions.from_envelope(e) for _, e in pieces]
+        assert [b.doc(k) for b in got if b is not None for k in range(len(b))] == docs
     # An envelope of the previous version (an array of scored mentions) still reads.
     old = orjson.dumps([cols.doc(k) for k in range(3)])
     v1 = Mentions.from_envelope(old)
     assert v1 is not None and [v1.doc(k) for k in range(3)] == docs[:3]
+
+
+def _assert_same_columns(a: Mentions, b: Mentions) -> None:
+    """Every column equal, element types included; floats to the bit (NaN too)."""
+    assert a.brands == b.brands
+    for name in ("bcode", "label", "event_time", "sentiment"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+    for name in ("id", "created_at", "text", "author", "followers", "platform"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x == y and list(map(type, x)) == list(map(type, y)), name
+
+
+def test_a_handed_over_batch_equals_its_decoded_envelope() -> None:
+    # The detect agent counts either the batch ingest kept or the envelope
+    # decoded from Kafka: both must be the same columns.
+    ing = Ingestor(Settings(), load_scorer("vader"))
+    docs: list[dict[str, Any]] = [
+        dict(GOOD, id=f"m{i}", brand=f"b{i % 4}", text=f"text {i} " * (i % 9)) for i in range(60)
+    ]
+    docs += [
+        dict(GOOD, id="u", text='ünïcode ✓ \u2028 "quoted"', author=None, platform=None),
+        dict(GOOD, id="lang", text="c'est nul", lang="fr"),  # not scored: NaN sentiment
+        dict(GOOD, id="pres", text="meh", sentiment=-0.25),  # presented
+        dict(GOOD, id="big", text="x", author_followers=2**63 + 5),  # capped reach
+        dict(GOOD, id="t", text="t", created_at="2026-01-01T00:00:00.123456+05:30"),
+    ]
+    ib = ing.prepare([orjson.dumps(d) for d in docs], lambda i, r: pytest.fail(r))
+    assert len(ib) == len(docs)
+    rows = np.flatnonzero(np.arange(len(ib)) % 3 != 1)
+    for part in (ib.mentions(), ib.mentions(rows)):
+        pieces = part.split_parts(2000)
+        assert len(pieces) > 1
+        for batch, envelope in pieces:
+            back = Mentions.from_envelope(envelope)
+            assert back is not None
+            _assert_same_columns(batch, back)
+        assert [e for _, e in pieces] == part.split(2000)
+
+
+def test_handoff_gives_a_batch_once_and_only_for_its_envelope() -> None:
+    h = Handoff(max_rows=120)
+    a, b = _columns(50), _columns(40)
+    ta = h.put(a, b"A" * 10)
+    tb = h.put(b, b"B" * 7)
+    assert ta != tb and len(ta) == len(tb) == 24
+    assert h.take([(HANDOFF_HEADER, tb)], b"B" * 7) is b
+    assert h.take([(HANDOFF_HEADER, tb)], b"B" * 7) is None  # once: a re-delivery decodes
+    assert h.take({"other": b"x"}, b"A" * 10) is None and h.take(None, b"") is None
+    assert h.take([(HANDOFF_HEADER, ta)], b"A" * 11) is None  # not the envelope it was kept for
+    # Another process's token (another random prefix) is never found here.
+    assert h.take([(HANDOFF_HEADER, Handoff().put(a, b"A" * 10))], b"A" * 10) is None
+    # Bounded: the oldest batches go first once more than max_rows are kept.
+    tokens = [h.put(_columns(50), b"x") for _ in range(3)]
+    assert len(h) == 2 and h.take([(HANDOFF_HEADER, tokens[0])], b"x") is None
+    assert h.take([(HANDOFF_HEADER, tokens[2])], b"x") is not None
+    assert h.hits == 2 and h.misses == 4
 
 
 @pytest.mark.parametrize(

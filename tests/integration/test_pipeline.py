@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import orjson
@@ -84,10 +85,18 @@ def test_surge_opens_exactly_one_crisis_and_malformed_records_are_dead_lettered(
 def test_without_the_scored_topic_every_mention_is_still_counted(workers: WorkerFactory) -> None:
     w = workers.start(publish_scored="false")
     mentions = surge_stream(BRANDS, 3_000, surge_brand="initech", seed=12)
-    workers.produce(
-        workers.topic("raw"), [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
-    )
+    records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
+    # In two waves: once the first is counted, every partition of these brands
+    # has its engine here, so the second wave's envelopes are handed over
+    # decoded (Handoff) instead of decoded again.
+    workers.produce(workers.topic("raw"), records[:1000])
+    deadline = time.monotonic() + 120
+    while w.get("/stats")["counters"].get("detect.in", 0) < 1000:
+        assert time.monotonic() < deadline and w.alive(), w.log_text()[-3000:]
+        time.sleep(0.2)
+    workers.produce(workers.topic("raw"), records[1000:])
     events = workers.consume(workers.topic("events"), idle=15, timeout=120)
+    assert w.get("/stats")["counters"].get("detect.handed_over", 0) >= 1
     assert [orjson.loads(e.value)["brand"] for e in events][:1] == ["initech"]
     assert w.get("/stats")["brands"] == dict(Counter(m["brand"] for m in mentions))
     assert workers.consume(workers.topic("scored"), idle=3, timeout=10) == []
