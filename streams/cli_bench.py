@@ -18,7 +18,7 @@ from .cli_core import PROJECT
 )
 @click.option("--brands", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option(
-    "--quick", is_flag=True, help="sanity run: 100,000 mentions, 1 repeat, shorter latency run"
+    "--quick", is_flag=True, help="sanity run: 300,000 mentions, 1 repeat, shorter latency run"
 )
 @click.option("--repeats", type=click.IntRange(min=1, max=9), default=3, show_default=True)
 @click.option(
@@ -52,7 +52,9 @@ def bench_pipeline(
     from . import bench_pipeline as bp
 
     if quick:
-        n, repeats, latency_seconds = 100_000, 1, 45.0
+        # Enough that two workers still have most of the topic to drain once
+        # the second is ready (the first starts while the second starts).
+        n, repeats, latency_seconds = 300_000, 1, 45.0
         empty_agent_records = min(empty_agent_records, 100_000)
     # The command to reproduce: without where this run wrote its own JSON.
     args = sys.argv[1:]

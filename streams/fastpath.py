@@ -207,10 +207,6 @@ class Handoff:
         self.hits += 1
         return got[1]
 
-    def clear(self) -> None:
-        self._kept.clear()
-        self._rows = 0
-
 
 def _header(headers: Any, name: str) -> bytes | None:
     if not headers:
