@@ -347,6 +347,8 @@ def create_app(settings: Settings) -> faust.App:
                     mentions += len(cols)
                     await asyncio.gather(*await count(p, cols, eng))
             replayed += len(chunk)
+        # Counted here, not by the agent (it skips what the replay covered).
+        pipe.counters["detect.replayed"] += mentions
         pipe.skip_through[p] = max(ckpt, first_offset - 1)
         pipe.offsets[p] = max(ckpt, first_offset - 1)
         pipe.last_checkpoint[p] = time.monotonic()
