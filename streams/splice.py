@@ -105,7 +105,7 @@ def splice(
     buf, ends = _joined(values)
     tbuf, tail_ends = _joined(tails)
     tix = np.asarray(tail_of, dtype=np.int64)
-    if n and (tix.min() < 0 or tix.max() >= len(tails)):
+    if tix.min() < 0 or tix.max() >= len(tails):
         raise ValueError("tail index out of range")
     tlen = np.diff(tail_ends, prepend=0)[tix].sum()
     size = int(ends[-1] + len(times) + len(sentiments) + tlen + n * (len(_TIME) + len(_SENT)))
