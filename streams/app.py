@@ -698,13 +698,14 @@ def create_app(settings: Settings) -> faust.App:
     class Stats(View):
         async def get(self, request: Request) -> Response:
             h = memory.heap()
-            return self.json(
-                {
-                    "counters": dict(pipe.counters),
-                    "brands": pipe.brand_totals(),
-                    "heap": h.as_dict() if h is not None else None,
-                }
-            )
+            out: dict[str, Any] = {"counters": dict(pipe.counters)}
+            # ?brands=false: the counters alone. The per-brand totals list every
+            # brand (100,000 of them at scale): a poller that needs only the
+            # counters (bench-pipeline polls 4 times a second) should not pay that.
+            if request.query.get("brands", "true").lower() not in ("0", "false", "no"):
+                out["brands"] = pipe.brand_totals()
+            out["heap"] = h.as_dict() if h is not None else None
+            return self.json(out)
 
     class Metrics(View):
         async def get(self, request: Request) -> Response:

@@ -27,6 +27,7 @@ are still read, so a topic written by an older worker replays.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +186,23 @@ class Mentions:
             [self.platform[k] for k in rl],
         )
 
+    def slice(self, start: int, stop: int) -> Mentions:
+        """Rows ``start:stop`` as a batch of their own (:meth:`take` of a range, by list slices)."""
+        used, inverse = np.unique(self.bcode[start:stop], return_inverse=True)
+        return Mentions(
+            [self.brands[u] for u in used.tolist()],
+            inverse.astype(np.int32).reshape(-1),
+            self.id[start:stop],
+            self.event_time[start:stop].copy(),
+            self.sentiment[start:stop].copy(),
+            self.label[start:stop].copy(),
+            self.created_at[start:stop],
+            self.text[start:stop],
+            self.author[start:stop],
+            self.followers[start:stop],
+            self.platform[start:stop],
+        )
+
     def doc(self, k: int) -> dict[str, Any]:
         """Row ``k`` as a scored mention dict (the fields the detect stage carries)."""
         s = float(self.sentiment[k])
@@ -248,8 +266,9 @@ class Mentions:
         # comes out too large (long texts bunched together) is split again.
         parts = min(n, -(-env_len * 11 // (10 * max_bytes)))
         out: list[tuple[Mentions, bytes]] = []
-        for rows in np.array_split(np.arange(len(self)), parts):
-            out += self.take(rows).split_parts(max_bytes)
+        bounds = np.linspace(0, n, parts + 1).astype(np.intp).tolist()  # as np.array_split
+        for a, b in itertools.pairwise(bounds):
+            out += self.slice(a, b).split_parts(max_bytes)
         return out
 
     @classmethod

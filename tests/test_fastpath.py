@@ -194,3 +194,63 @@ def test_observe_many_equals_observe() -> None:
         ]
 
     assert samples(one) == samples(many)
+
+
+class _BatchSink:
+    """The two producer calls send_batched makes, with aiokafka's real batch builder."""
+
+    def __init__(self, batch_size: int, serializer: Any = None) -> None:
+        self.batch_size, self.serializer = batch_size, serializer
+        self.sent: list[tuple[str, int, bytes]] = []
+
+    def create_batch(self) -> Any:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        return BatchBuilder(self.batch_size, 0, key_serializer=self.serializer)
+
+    async def send_batch(self, batch: Any, topic: str, partition: int) -> Any:
+        self.sent.append((topic, partition, bytes(batch._build())))
+        return len(self.sent)
+
+
+def _records_of(buffers: list[bytes]) -> list[tuple[int, bytes | None, bytes, list[Any], int]]:
+    from aiokafka.record.memory_records import MemoryRecords
+
+    out = []
+    for buf in buffers:
+        mr = MemoryRecords(buf)
+        while (b := mr.next_batch()) is not None:
+            out += [(r.offset, r.key, r.value, list(r.headers), r.timestamp) for r in b]
+    return out
+
+
+@pytest.mark.parametrize("serializer", [None, lambda k: k])
+def test_send_batched_writes_every_record_in_order_across_full_batches(serializer: Any) -> None:
+    import asyncio
+
+    from streams.fastpath import send_batched
+
+    recs = [
+        (f"k{i % 7}".encode() if i % 5 else None, b"v" * (i % 97) + b"%d" % i) for i in range(400)
+    ]
+    heads = [[("h", b"%d" % i)] if i % 3 else [] for i in range(400)]
+    for headers in (None, heads):
+        sink = _BatchSink(4096, serializer)  # the fallback path when the batch serializes keys
+        futs = asyncio.run(send_batched(sink, "t", 2, recs, 1_700_000_000_000, headers))  # type: ignore[arg-type]
+        assert len(futs) == len(sink.sent) > 5 and {(t, p) for t, p, _ in sink.sent} == {("t", 2)}
+        got = _records_of([b for _, _, b in sink.sent])
+        assert [(k, v) for _, k, v, _, _ in got] == recs
+        assert [h for _, _, _, h, _ in got] == (heads if headers else [[]] * 400)
+        assert {ts for *_, ts in got} == {1_700_000_000_000}
+        # Offsets are relative to each batch: 0, 1, ... in every one.
+        starts = [i for i, (off, *_) in enumerate(got) if off == 0]
+        assert len(starts) == len(sink.sent)
+        assert all(got[i][0] == i - max(s for s in starts if s <= i) for i in range(len(got)))
+
+
+def test_a_contiguous_slice_equals_take() -> None:
+    cols = _columns(50)
+    for a, b in [(0, 50), (3, 17), (49, 50), (10, 10)]:
+        s, t = cols.slice(a, b), cols.take(np.arange(a, b))
+        assert s.to_envelope() == t.to_envelope()
+        assert len(s) == b - a

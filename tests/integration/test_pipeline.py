@@ -79,6 +79,11 @@ def test_surge_opens_exactly_one_crisis_and_malformed_records_are_dead_lettered(
     stats = w.get("/stats")
     assert stats["brands"] == dict(want)
     assert stats["counters"]["deadletter.ingest"] == 100
+    # The counters alone, for pollers (bench-pipeline): the same counts, no brand list.
+    light = w.get("/stats?brands=false")
+    assert "brands" not in light
+    assert light["counters"]["deadletter.ingest"] == 100
+    assert light["counters"]["detect.in"] == stats["counters"]["detect.in"]
     assert w.alive()
 
 
