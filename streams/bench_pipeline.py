@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,7 +290,14 @@ def bare(bootstrap: str, topic: str, n: int, tuned_gc: bool = False) -> dict[str
         return asyncio.run(_bare(bootstrap, topic, n))
 
 
-async def _bare(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
+async def _bare(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    handle: Callable[[dict[Any, list[Any]]], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """Fetch and ``orjson.loads`` ``n`` records of ``topic`` from its start; then
+    ``handle(batch)`` for each fetched batch, if given, and once more with ``{}`` at the end."""
     broker = BrokerCpu(bootstrap)
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -317,9 +324,13 @@ async def _bare(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
                 for r in recs:
                     loads(r.value)
                 got += len(recs)
+            if handle is not None:
+                await handle(batch)
             if batch and not t0:
                 t0, c0, first = time.perf_counter(), time.process_time(), got
                 broker.start()
+        if handle is not None:
+            await handle({})
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
         return {
             "rate": (got - first) / dt,
@@ -337,15 +348,14 @@ def relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
 
 
 async def _relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
-    """Fetch ``topic`` as the bare consumer does (``orjson.loads`` every value) and write
-    what ingest writes, with ingest's producer settings: every value back, one record
-    each and keyed (as ``mentions.scored``), and the values of each fetched partition
-    joined into one record (as an envelope, about the same bytes). As ingest does, a
-    batch is sent once the previous one is acknowledged. No validation, scoring,
-    counting or commits: what is left of the pipeline when its own work costs nothing.
+    """The bare consumer, writing what ingest writes, with ingest's producer settings:
+    every value back, one record each and keyed (as ``mentions.scored``), and the
+    values of each fetched partition joined into one record (as an envelope, about
+    the same bytes). As ingest does, a batch is sent once the previous one is
+    acknowledged. No validation, scoring, counting or commits: what is left of the
+    pipeline when its own work costs nothing.
     """
-    broker = BrokerCpu(bootstrap)
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaProducer
 
     from .fastpath import send_batched
 
@@ -353,14 +363,6 @@ async def _relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
     out_env = f"{out_one}.envelopes"
     for t in (out_one, out_env):
         create_topic(bootstrap, t)
-    cons = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
     prod = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -370,42 +372,24 @@ async def _relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
         max_request_size=8 * 1024 * 1024,
         request_timeout_ms=60_000,
     )
-    await cons.start()
+    pending: list[Any] = []
+
+    async def write(batch: dict[Any, list[Any]]) -> None:
+        await asyncio.gather(*pending)  # the previous batch acknowledged first
+        pending.clear()
+        for tp, recs in batch.items():
+            pending.extend(
+                await send_batched(prod, out_one, tp.partition, [(r.key, r.value) for r in recs])
+            )
+            values = [r.value for r in recs]
+            for k in range(0, len(values), 2500):  # envelopes stay under 900 KiB
+                env = b"[" + b",".join(values[k : k + 2500]) + b"]"
+                pending.extend(await send_batched(prod, out_env, tp.partition, [(None, env)]))
+
     await prod.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        cons.assign(tps)
-        await cons.seek_to_beginning(*tps)
-        loads = orjson.loads
-        got = first = 0
-        t0 = c0 = 0.0
-        pending: list[Any] = []
-        while got < n:
-            batch = await cons.getmany(timeout_ms=1000, max_records=5000)
-            await asyncio.gather(*pending)
-            pending = []
-            for tp, recs in batch.items():
-                values = [r.value for r in recs]
-                for v in values:
-                    loads(v)
-                keyed = [(r.key, r.value) for r in recs]
-                pending += await send_batched(prod, out_one, tp.partition, keyed)
-                for k in range(0, len(values), 2500):  # envelopes stay under 900 KiB
-                    env = b"[" + b",".join(values[k : k + 2500]) + b"]"
-                    pending += await send_batched(prod, out_env, tp.partition, [(None, env)])
-                got += len(recs)
-            if batch and not t0:
-                t0, c0, first = time.perf_counter(), time.process_time(), got
-                broker.start()
-        await asyncio.gather(*pending)
-        dt, dc = time.perf_counter() - t0, time.process_time() - c0
-        return {
-            "rate": (got - first) / dt,
-            "cpu_s_per_m": dc / (got - first) * 1e6,
-            **broker.per_million(got - first),
-        }
+        return await _bare(bootstrap, topic, n, write)
     finally:
-        await cons.stop()
         await prod.stop()
 
 
