@@ -28,7 +28,8 @@ are still read, so a topic written by an older worker replays.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,36 +172,29 @@ class Mentions:
         """The rows ``rows`` (in that order) as a batch of their own; brands re-encoded."""
         idx = np.asarray(rows, dtype=np.intp)
         rl = idx.tolist()
+        return self._subset(idx, lambda col: [col[k] for k in rl])
+
+    def slice(self, start: int, stop: int) -> Mentions:
+        """Rows ``start:stop`` as a batch of their own (:meth:`take` of a range, by list slices)."""
+        return self._subset(np.arange(start, stop), operator.itemgetter(slice(start, stop)))
+
+    def _subset(
+        self, idx: npt.NDArray[np.intp], pick: Callable[[list[Any]], list[Any]]
+    ) -> Mentions:
+        """The rows ``idx``: arrays indexed by it, list columns by ``pick`` (the same rows)."""
         used, inverse = np.unique(self.bcode[idx], return_inverse=True)
         return Mentions(
             [self.brands[u] for u in used.tolist()],
             inverse.astype(np.int32).reshape(-1),
-            [self.id[k] for k in rl],
+            pick(self.id),
             self.event_time[idx],
             self.sentiment[idx],
             self.label[idx],
-            [self.created_at[k] for k in rl],
-            [self.text[k] for k in rl],
-            [self.author[k] for k in rl],
-            [self.followers[k] for k in rl],
-            [self.platform[k] for k in rl],
-        )
-
-    def slice(self, start: int, stop: int) -> Mentions:
-        """Rows ``start:stop`` as a batch of their own (:meth:`take` of a range, by list slices)."""
-        used, inverse = np.unique(self.bcode[start:stop], return_inverse=True)
-        return Mentions(
-            [self.brands[u] for u in used.tolist()],
-            inverse.astype(np.int32).reshape(-1),
-            self.id[start:stop],
-            self.event_time[start:stop].copy(),
-            self.sentiment[start:stop].copy(),
-            self.label[start:stop].copy(),
-            self.created_at[start:stop],
-            self.text[start:stop],
-            self.author[start:stop],
-            self.followers[start:stop],
-            self.platform[start:stop],
+            pick(self.created_at),
+            pick(self.text),
+            pick(self.author),
+            pick(self.followers),
+            pick(self.platform),
         )
 
     def doc(self, k: int) -> dict[str, Any]:
