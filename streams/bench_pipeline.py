@@ -357,21 +357,13 @@ async def _relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
     """
     from aiokafka import AIOKafkaProducer
 
-    from .fastpath import send_batched
+    from .fastpath import INGEST_PRODUCER, send_batched
 
     out_one = f"{topic}.relay-{uuid.uuid4().hex[:6]}"
     out_env = f"{out_one}.envelopes"
     for t in (out_one, out_env):
         create_topic(bootstrap, t)
-    prod = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=1024 * 1024,
-        max_request_size=8 * 1024 * 1024,
-        request_timeout_ms=60_000,
-    )
+    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, **INGEST_PRODUCER)
     pending: list[Any] = []
 
     async def write(batch: dict[Any, list[Any]]) -> None:

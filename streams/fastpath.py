@@ -73,6 +73,19 @@ ENVELOPE_MAX_BYTES = 900 * 1024
 INGEST_MAX_RECORDS = 5000
 
 
+#: The ingest producer's settings (beside the connection's); bench-pipeline's relay uses them too.
+INGEST_PRODUCER: dict[str, Any] = {
+    "acks": "all",  # as Faust's producer_acks=-1
+    # Retries after a broker failure must not reorder a partition's
+    # envelopes: a later batch landing first would advance the detect
+    # watermark and make the earlier one late.
+    "enable_idempotence": True,
+    "linger_ms": 5,
+    "max_batch_size": 1024 * 1024,
+    "max_request_size": 8 * 1024 * 1024,
+    "request_timeout_ms": 60_000,
+}
+
 _value = operator.attrgetter("value")
 
 
@@ -322,18 +335,7 @@ class IngestService(Service):
 
     async def on_start(self) -> None:
         cfg = aiokafka_config(self.s)
-        self.producer = AIOKafkaProducer(
-            **cfg,
-            acks="all",  # as Faust's producer_acks=-1
-            # Retries after a broker failure must not reorder a partition's
-            # envelopes: a later batch landing first would advance the detect
-            # watermark and make the earlier one late.
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=1024 * 1024,
-            max_request_size=8 * 1024 * 1024,
-            request_timeout_ms=60_000,
-        )
+        self.producer = AIOKafkaProducer(**cfg, **INGEST_PRODUCER)
         await self.producer.start()
         self.sending = True
         self.consumer = AIOKafkaConsumer(
