@@ -802,7 +802,12 @@ def measure_scale(bootstrap: str, tmp: Path, brands: int) -> dict[str, Any]:
     return out
 
 
-def report(res: dict[str, Any], command: str) -> str:
+#: The run's picture, beside docs/benchmarks.md (``streams.bench_chart``).
+CHART = "benchmarks-pipeline.png"
+
+
+def report(res: dict[str, Any], command: str, chart: str | None = None) -> str:
+    """The markdown section of one run; ``chart``: the picture's path relative to the page."""
     bare = res["bare"]["rate"]
 
     def row(label: str, r: dict[str, Any], extra: str = "") -> str:
@@ -859,6 +864,11 @@ def report(res: dict[str, Any], command: str) -> str:
         row("(b') pipeline, 1 worker, `CRISISWATCH_PUBLISH_SCORED=false`", res["lean"]),
         row("(c) pipeline, 2 workers", res["two"]),
         "",
+        *(
+            [f"![Throughput and CPU per mention of every phase of this run]({chart})", ""]
+            if chart
+            else []
+        ),
         "CPU s per M: the measured process(es), user + system, over the timed interval; "
         "broker CPU: the broker's JVM over the same interval. Both share the 2 cores, so "
         "the machine's cost of a mention is their sum. (r) is the part of the gap between "

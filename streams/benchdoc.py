@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 from pathlib import Path
 
 __all__ = ["machine", "write_section"]
@@ -46,7 +47,8 @@ def machine() -> str:
 def write_section(path: Path, name: str, body: str, *, keep_history: bool = False) -> None:
     """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (append the
     section if absent). With ``keep_history`` the previous run stays below the new one under
-    "Earlier run" (only the latest earlier run is kept)."""
+    "Earlier run" (only the latest earlier run is kept), without its picture lines
+    (``![...](...)``): the new run has overwritten the file they show."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
     if begin in text and end in text:
@@ -57,6 +59,7 @@ def write_section(path: Path, name: str, body: str, *, keep_history: bool = Fals
             title = body.splitlines()[0] if body else ""
             previous = old.strip().split("\n### Earlier run\n", 1)[0]
             previous = previous.removeprefix(title).strip()
+            previous = re.sub(r"\n*^!\[.*$", "", previous, flags=re.M).strip()
             if previous:
                 history = "\n\n### Earlier run\n\n" + previous
         text = f"{head}{begin}\n{body}{history}\n{end}{tail}"

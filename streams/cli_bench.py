@@ -70,13 +70,16 @@ def bench_pipeline(
         latency_seconds=latency_seconds,
         repeats=repeats,
     )
-    body = bp.report(res, f"crisiswatch {argv}")
-    click.echo(body)
+    click.echo(bp.report(res, f"crisiswatch {argv}"))
     if json_out:
         json_out.write_text(json.dumps(res, indent=2, default=str))
     if write:
-        bp.write_section(PROJECT / "docs" / "benchmarks.md", body)
-        click.echo("written to docs/benchmarks.md", err=True)
+        from . import bench_chart
+
+        docs = PROJECT / "docs"
+        bench_chart.write(res, docs / bp.CHART)
+        bp.write_section(docs / "benchmarks.md", bp.report(res, f"crisiswatch {argv}", bp.CHART))
+        click.echo(f"written to docs/benchmarks.md and docs/{bp.CHART}", err=True)
 
 
 @click.command("bench-backtest")

@@ -1,0 +1,141 @@
+"""The picture of a ``crisiswatch bench-pipeline`` run (``docs/benchmarks-pipeline.png``).
+
+Two panels from the same result dict the table is written from:
+
+- throughput of every phase, as a share of the bare consumer, with the two
+  throughput targets of the pipeline drawn in (50% of the bare consumer and
+  50,000 mentions/s), so the gap and Kafka's part of it, the relay, show at
+  a glance;
+- the machine's CPU per million mentions, the measured process and the
+  broker stacked (they share the cores), for the phases that report both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+
+#: Phases in the order of the table: key in the result, short label.
+PHASES = (
+    ("bare", "(a) bare consumer"),
+    ("bare_gc", "(a') bare, GC tuned"),
+    ("relay", "(r) Kafka-only relay"),
+    ("empty", "empty Faust agent"),
+    ("one", "(b) pipeline, 1 worker"),
+    ("lean", "(b') 1 worker, no mentions.scored"),
+    ("two", "(c) pipeline, 2 workers"),
+)
+#: The pipeline's own rows, drawn in one colour; the references in another.
+PIPELINE = {"one", "lean", "two"}
+PIPE, REF, BROKER = "#1f77b4", "#9a9a9a", "#f5a05a"
+TARGET_SHARE = 0.5
+TARGET_RATE = 50_000.0
+
+
+def figure(res: dict[str, Any]) -> Figure:
+    """The two-panel figure of one run (``res`` as ``run_benchmark`` returns it)."""
+    bare = float(res["bare"]["rate"])
+    if bare <= 0:
+        raise ValueError("the bare consumer's rate must be positive")
+    rows = [(key, label, res[key]) for key, label in PHASES if key in res]
+    labels = [label for _, label, _ in rows]
+    rates = [float(r["rate"]) for _, _, r in rows]
+    colours = [PIPE if key in PIPELINE else REF for key, _, _ in rows]
+
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(12, 0.55 * len(rows) + 2.2), constrained_layout=True, sharey=True
+    )
+    y = list(range(len(rows)))
+    left.barh(y, rates, color=colours)
+    left.set_yticks(y, labels)
+    left.invert_yaxis()
+    top = max(rates) * 1.28
+    left.set_xlim(0, top)
+    for k, rate in enumerate(rates):
+        left.annotate(
+            f"{rate:,.0f}/s  {rate / bare:.0%}",
+            (rate, k),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+        )
+    left.axvline(
+        bare * TARGET_SHARE,
+        color="#d62728",
+        ls="--",
+        lw=1,
+        label=f"target: {TARGET_SHARE:.0%} of (a)",
+    )
+    left.axvline(
+        TARGET_RATE, color="#2ca02c", ls=":", lw=1.2, label=f"target: {TARGET_RATE:,.0f}/s"
+    )
+    left.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
+    left.legend(loc="lower right", fontsize=8)
+    left.set_xlabel("mentions/s (median of the repeats)")
+    left.set_title("Throughput against the bare consumer, same broker, same run", fontsize=10)
+
+    # CPU: the empty agent's is an order of magnitude off the scale, and says
+    # nothing about the broker; it stays in the table.
+    proc, brk = [], []
+    for key, _, r in rows:
+        both = key != "empty" and "broker_cpu_s_per_m" in r
+        proc.append(float(r["cpu_s_per_m"]) if both else 0.0)
+        brk.append(float(r["broker_cpu_s_per_m"]) if both else 0.0)
+    right.barh(y, proc, color=colours)
+    right.barh(y, brk, left=proc, color=BROKER)
+    right.set_xlim(0, max(p + b for p, b in zip(proc, brk, strict=True)) * 1.25 or 1)
+    for k, (p, b) in enumerate(zip(proc, brk, strict=True)):
+        if p + b:
+            right.annotate(
+                f"{p:.1f} + {b:.1f}",
+                (p + b, k),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
+        else:
+            right.annotate(
+                "see the table",
+                (0, k),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                color="#666666",
+            )
+    right.set_xlabel("CPU s per million mentions (process + broker, 2 shared cores)")
+    right.set_title("What a mention costs the machine", fontsize=10)
+    right.legend(
+        handles=[
+            Patch(color=PIPE, label="pipeline worker(s)"),
+            Patch(color=REF, label="reference consumer"),
+            Patch(color=BROKER, label="broker (JVM)"),
+        ],
+        loc="upper right",
+        fontsize=8,
+    )
+    title = f"crisiswatch bench-pipeline, {res.get('date', '')}: {res['n']:,} mentions"
+    fig.suptitle(f"{title}, {res.get('machine', '')}", fontsize=10)
+    return fig
+
+
+def write(res: dict[str, Any], path: Path) -> Path:
+    """Render :func:`figure` to ``path`` (PNG) and return it."""
+    fig = figure(res)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
+    return path
