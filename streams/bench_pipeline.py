@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ import orjson
 
 from . import benchdoc, memory
 from .benchdoc import machine
+from .errors import ConfigError
 from .ports import free_port, free_port_block
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -188,11 +189,28 @@ def produce(
     return asyncio.run(_produce(bootstrap, topic, records, rate))
 
 
+def plain_only(env: Mapping[str, str]) -> None:
+    """Refuse a secured broker: the benchmark's clients and workers talk PLAINTEXT only.
+
+    Its workers get a fresh environment (only the benchmark's own settings), so
+    against a SASL or TLS broker every client would fail to connect and each
+    phase would run to its deadline instead of saying why.
+    """
+    proto = env.get("CRISISWATCH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if proto != "PLAINTEXT":
+        raise ConfigError(
+            f"bench-pipeline talks PLAINTEXT only, and CRISISWATCH_KAFKA_SECURITY_PROTOCOL "
+            f"is {proto}: unset CRISISWATCH_KAFKA_BOOTSTRAP to benchmark against a local "
+            "broker it starts, or point it at a PLAINTEXT listener"
+        )
+
+
 @contextlib.contextmanager
 def broker() -> Iterator[str]:
     """CRISISWATCH_KAFKA_BOOTSTRAP, or a fresh local broker in a temporary directory."""
     external = os.environ.get("CRISISWATCH_KAFKA_BOOTSTRAP")
     if external:
+        plain_only(os.environ)
         yield external
         return
     home = Path(tempfile.mkdtemp(prefix="cw-bench-kafka-"))

@@ -61,3 +61,17 @@ def test_no_kafka_configured() -> None:
     p = run("tail")
     assert p.returncode == 2
     assert "CRISISWATCH_KAFKA_BOOTSTRAP" in one_line_error(p)
+
+
+def test_bench_pipeline_refuses_a_secured_broker() -> None:
+    # Its workers and clients talk PLAINTEXT: without this every phase would
+    # run to its deadline against a SASL listener.
+    p = run(
+        "bench-pipeline",
+        "--quick",
+        "--no-write",
+        CRISISWATCH_KAFKA_BOOTSTRAP="127.0.0.1:1",
+        CRISISWATCH_KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+    )
+    assert p.returncode == 2
+    assert "PLAINTEXT only" in one_line_error(p)
