@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -52,7 +51,6 @@ def bench_pipeline(
     """Throughput, CPU, latency and memory of the whole pipeline against the bare consumer."""
     from . import bench_pipeline as bp
 
-    bp.plain_only(os.environ)  # before minutes of data generation, not after
     if quick:
         # Enough that two workers still have most of the topic to drain once
         # the second is ready (the first starts while the second starts).

@@ -185,17 +185,9 @@ class IngestBatch:
         self.label[self.pending] = scores.labels
         self.model = model
 
-    def mentions(self, rows_of: npt.NDArray[np.intp] | None = None) -> Mentions:
-        """The batch (or its rows ``rows_of``, in that order) as columns for the detect stage."""
-        if rows_of is None:
-            rows, times, sent, label = self.rows, self.event_time, self.sentiment, self.label
-        else:
-            rows = [self.rows[k] for k in rows_of.tolist()]
-            times, sent, label = (
-                self.event_time[rows_of],
-                self.sentiment[rows_of],
-                self.label[rows_of],
-            )
+    def mentions(self) -> Mentions:
+        """The batch as columns for the detect stage (a subset: :meth:`Mentions.take`)."""
+        rows, times, sent, label = self.rows, self.event_time, self.sentiment, self.label
         brands, bcode = encode_brands([r.brand for r in rows])
         followers = [r.author_followers for r in rows]
         if max(filter(None, followers), default=0) > MAX_REACH:
