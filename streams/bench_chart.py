@@ -7,7 +7,10 @@ Two panels from the same result dict the table is written from:
   50,000 mentions/s), so the gap and Kafka's part of it, the relay, show at
   a glance;
 - the machine's CPU per million mentions, the measured process and the
-  broker stacked (they share the cores), for the phases that report both.
+  broker stacked (they share the cores), for the phases that report both,
+  with the most a mention may cost for 50% of the bare consumer on the
+  run's cores drawn in: a bar past that line cannot reach the target by
+  parallelism, only by costing less.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
+
+from .bench_pipeline import budget_s_per_m
 
 #: Phases in the order of the table: key in the result, short label.
 PHASES = (
@@ -51,7 +57,7 @@ def figure(res: dict[str, Any]) -> Figure:
     colours = [PIPE if key in PIPELINE else REF for key, _, _ in rows]
 
     fig, (left, right) = plt.subplots(
-        1, 2, figsize=(12, 0.55 * len(rows) + 2.2), constrained_layout=True, sharey=True
+        1, 2, figsize=(12, 0.55 * len(rows) + 3.0), constrained_layout=True, sharey=True
     )
     y = list(range(len(rows)))
     left.barh(y, rates, color=colours)
@@ -80,7 +86,7 @@ def figure(res: dict[str, Any]) -> Figure:
         TARGET_RATE, color="#2ca02c", ls=":", lw=1.2, label=f"target: {TARGET_RATE:,.0f}/s"
     )
     left.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
-    left.legend(loc="lower right", fontsize=8)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8)
     left.set_xlabel("mentions/s (median of the repeats)")
     left.set_title("Throughput against the bare consumer, same broker, same run", fontsize=10)
 
@@ -93,7 +99,28 @@ def figure(res: dict[str, Any]) -> Figure:
         brk.append(float(r["broker_cpu_s_per_m"]) if both else 0.0)
     right.barh(y, proc, color=colours)
     right.barh(y, brk, left=proc, color=BROKER)
-    right.set_xlim(0, max(p + b for p, b in zip(proc, brk, strict=True)) * 1.25 or 1)
+    widest = max(p + b for p, b in zip(proc, brk, strict=True))
+    handles: list[Artist] = [
+        Patch(color=PIPE, label="pipeline worker(s)"),
+        Patch(color=REF, label="reference consumer"),
+        Patch(color=BROKER, label="broker (JVM)"),
+    ]
+    if res.get("cores"):
+        # The most a mention may cost the whole machine for 50% of (a) on these cores:
+        # a bar past this line cannot reach the share target however it is parallelised.
+        budget = budget_s_per_m(res, TARGET_SHARE)
+        handles.append(
+            right.axvline(
+                budget,
+                color="#d62728",
+                ls="--",
+                lw=1,
+                label=f"most a mention may cost for {TARGET_SHARE:.0%} of (a) "
+                f"on {res['cores']} cores ({budget:.1f})",
+            )
+        )
+        widest = max(widest, budget)
+    right.set_xlim(0, widest * 1.25 or 1)
     for k, (p, b) in enumerate(zip(proc, brk, strict=True)):
         if p + b:
             right.annotate(
@@ -103,6 +130,7 @@ def figure(res: dict[str, Any]) -> Figure:
                 textcoords="offset points",
                 va="center",
                 fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
             )
         else:
             right.annotate(
@@ -117,13 +145,7 @@ def figure(res: dict[str, Any]) -> Figure:
     right.set_xlabel("CPU s per million mentions (process + broker, 2 shared cores)")
     right.set_title("What a mention costs the machine", fontsize=10)
     right.legend(
-        handles=[
-            Patch(color=PIPE, label="pipeline worker(s)"),
-            Patch(color=REF, label="reference consumer"),
-            Patch(color=BROKER, label="broker (JVM)"),
-        ],
-        loc="upper right",
-        fontsize=8,
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8
     )
     title = f"crisiswatch bench-pipeline, {res.get('date', '')}: {res['n']:,} mentions"
     fig.suptitle(f"{title}, {res.get('machine', '')}", fontsize=10)

@@ -109,3 +109,59 @@ def test_history_keeps_pictures_of_no_other_kind_of_line(tmp_path):
     benchdoc.write_section(page, "x", "## X\n\nrun 2", keep_history=True)
     text = page.read_text()
     assert "run 1\n\ntail 1" in text and "p.png" not in text
+
+
+def test_the_cpu_budget_line_sits_where_half_the_bare_rate_needs_it():
+    res = result()
+    res["cores"] = 2
+    fig = bench_chart.figure(res)
+    try:
+        right = fig.axes[1]
+        (line,) = right.get_lines()
+        # 2 cores x 1e6 / 150,000 mentions/s = 13.3 CPU s per million.
+        assert line.get_xdata()[0] == pytest.approx(2e6 / 150_000)
+        assert "2 cores" in line.get_label()
+        assert right.get_xlim()[1] >= line.get_xdata()[0]
+    finally:
+        bench_chart.plt.close(fig)
+    del res["cores"]  # an older result: no line, nothing guessed
+    fig = bench_chart.figure(res)
+    try:
+        assert fig.axes[1].get_lines() == []
+    finally:
+        bench_chart.plt.close(fig)
+
+
+def test_the_table_bounds_each_phase_by_its_cost_on_the_cores():
+    res = result()
+    res["cores"] = 2
+    # (b): 7.0 + 2.0 CPU s per M -> 2e6 / 9 = 222,222/s, 74% of bare; (c) 9.0 + 3.0 -> 166,667.
+    res["one"] |= {"cpu_s_per_m": 7.0, "broker_cpu_s_per_m": 2.0}
+    res["two"] |= {"cpu_s_per_m": 9.0, "broker_cpu_s_per_m": 3.0}
+    text = bp.report(res, "crisiswatch bench-pipeline")
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| (")}
+    assert "| most on 2 cores: mentions/s (of bare) |" in text
+    assert " 222,222 (74%) |" in rows["| (b) pipeline, 1 worker"]
+    assert " 166,667 (56%) |" in rows["| (c) pipeline, 2 workers"]
+    # The empty agent has no broker figure: no bound claimed.
+    empty = next(line for line in text.splitlines() if line.startswith("| empty"))
+    assert " - | - |" in empty
+    assert "Every pipeline row" in text and "13.3 CPU s per M" in text
+    # A phase whose cost cannot reach half the bare rate on these cores is named.
+    res["one"] |= {"cpu_s_per_m": 14.0, "broker_cpu_s_per_m": 4.0}  # 2e6 / 18 = 111,111 < 150,000
+    text = bp.report(res, "crisiswatch bench-pipeline")
+    assert "(b) would miss 50% of (a) even with every core busy" in text
+    # Columns line up: every table row has as many cells as the header.
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert len({line.count(" | ") for line in table if not line.startswith("|---")}) == 1
+
+
+def test_a_result_without_cores_keeps_the_old_table():
+    text = bp.report(result(), "crisiswatch bench-pipeline")
+    assert "most on" not in text and "Most on" not in text
+
+
+def test_cpu_ceiling_refuses_nonsense():
+    assert bp.cpu_ceiling(20.0, 2) == pytest.approx(100_000)
+    with pytest.raises(ValueError):
+        bp.cpu_ceiling(0.0, 2)
