@@ -12,7 +12,7 @@
 #
 # Environment: KAFKA_PORT, KAFKA_CLUSTER_PORT, KAFKA_HOME_DIR (data, logs and pid
 # files, default <project>/.cache), KAFKA_LIBS_ROOT (jar cache, default <project>/.cache), KAFKA_HEAP (default 512m single / 384m per cluster node),
-# KAFKA_START_TIMEOUT (seconds, default 90).
+# KAFKA_JVM_OPTS (more JVM flags, appended: e.g. "-XX:+AlwaysPreTouch"), KAFKA_START_TIMEOUT (seconds, default 90).
 # Every command is idempotent: start on a running broker says so and exits 0.
 set -euo pipefail
 
@@ -106,8 +106,9 @@ start_node() {
       >"$dir/logs/format.log" 2>&1 || die "formatting storage failed; see $dir/logs/format.log"
   fi
   # setsid: the broker must outlive the shell that started it (the demo, CI steps).
+  # shellcheck disable=SC2086  # KAFKA_JVM_OPTS is a list of flags
   setsid nohup java -Xms128m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -Djava.awt.headless=true \
+    -Djava.awt.headless=true ${KAFKA_JVM_OPTS:-} \
     -Dlog4j2.configurationFile="$here/log4j2.xml" -Dkafka.logs.dir="$dir/logs" \
     -cp "$(classpath)" kafka.Kafka "$dir/server.properties" \
     >"$dir/logs/stdout.log" 2>&1 </dev/null &

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.kafka
 SCRIPT = PROJECT / "deploy" / "kafka" / "kafka.sh"
 
 
-def sh(*args: str, state: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_HOME_DIR": str(state)}
+def sh(
+    *args: str, state: Path, check: bool = True, jvm_opts: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KAFKA_HOME_DIR": str(state), "KAFKA_JVM_OPTS": jvm_opts}
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
         env=env,
@@ -49,7 +51,14 @@ def test_three_node_cluster_replicates_and_survives_one_node(tmp_path: Path) -> 
     base = free_port_block((0, 1, 2, 1000, 1001, 1002))
     state = tmp_path / "cluster"
     try:
-        sh("cluster-start", "--port", str(base), state=state)
+        mark = f"-Dcrisiswatch.test={uuid.uuid4().hex[:8]}"
+        sh("cluster-start", "--port", str(base), state=state, jvm_opts=mark)
+        # KAFKA_JVM_OPTS reaches every node's JVM.
+        pids = [
+            (state / "kafka-cluster" / f"node{i}" / "pid").read_text().strip() for i in (1, 2, 3)
+        ]
+        for pid in pids:
+            assert mark in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         servers = [f"127.0.0.1:{base + i}" for i in range(3)]
         admin = KafkaAdminClient(bootstrap_servers=servers)
         topic = f"rf3-{uuid.uuid4().hex[:6]}"
