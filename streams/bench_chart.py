@@ -148,7 +148,7 @@ def figure(res: dict[str, Any]) -> Figure:
         handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8
     )
     title = f"crisiswatch bench-pipeline, {res.get('date', '')}: {res['n']:,} mentions"
-    fig.suptitle(f"{title}, {res.get('machine', '')}", fontsize=10)
+    fig.suptitle(f"{title}\n{res.get('machine', '')}", fontsize=10)
     return fig
 
 
