@@ -142,7 +142,8 @@ def figure(res: dict[str, Any]) -> Figure:
                 fontsize=8,
                 color="#666666",
             )
-    right.set_xlabel("CPU s per million mentions (process + broker, 2 shared cores)")
+    shared = f"{res['cores']} shared cores" if res.get("cores") else "shared cores"
+    right.set_xlabel(f"CPU s per million mentions (process + broker, {shared})")
     right.set_title("What a mention costs the machine", fontsize=10)
     right.legend(
         handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, fontsize=8

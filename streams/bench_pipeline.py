@@ -919,11 +919,14 @@ def report(res: dict[str, Any], command: str, chart: str | None = None) -> str:
 
     lat, sc = res["latency"], res["scale"]
     loads = ", ".join(f"{x:.1f}" for x in res["loads"])
+    # A result from before the core count was recorded says nothing about it.
+    cores_text = f"{n_cores} cores" if n_cores else "machine's cores"
+    shared = f"{n_cores} cores shared" if n_cores else "the cores shared"
     lines = [
         "## Pipeline end to end",
         "",
         f"Measured {res['date']} on {res['machine']}. 1-minute load average during the "
-        f"repeats: {loads} (2 cores shared with the broker and other work: figures are "
+        f"repeats: {loads} ({shared} with the broker and other work: figures are "
         "conservative). Medians of the repeats; the last column lists every repeat.",
         f"Reproduce: `{command}`.",
         "",
@@ -969,7 +972,7 @@ def report(res: dict[str, Any], command: str, chart: str | None = None) -> str:
             else []
         ),
         "CPU s per M: the measured process(es), user + system, over the timed interval; "
-        "broker CPU: the broker's JVM over the same interval. Both share the 2 cores, so "
+        f"broker CPU: the broker's JVM over the same interval. Both share the {cores_text}, so "
         "the machine's cost of a mention is their sum. (r) is the part of the gap between "
         "(a) and (b) that Kafka's writes take; the rest is the pipeline's own work.",
         *(["", ceiling_text(res)] if n_cores else []),

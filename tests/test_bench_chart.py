@@ -165,3 +165,26 @@ def test_cpu_ceiling_refuses_nonsense():
     assert bp.cpu_ceiling(20.0, 2) == pytest.approx(100_000)
     with pytest.raises(ValueError):
         bp.cpu_ceiling(0.0, 2)
+
+
+def test_the_core_count_in_the_texts_is_the_runs_own():
+    # A result from a 4-core machine must not be described as a 2-core one.
+    res = result()
+    res["cores"] = 4
+    text = bp.report(res, "crisiswatch bench-pipeline")
+    assert "2 cores" not in text
+    assert "(4 cores shared with the broker" in text and "Both share the 4 cores" in text
+    fig = bench_chart.figure(res)
+    try:
+        assert fig.axes[1].get_xlabel().endswith("(process + broker, 4 shared cores)")
+    finally:
+        bench_chart.plt.close(fig)
+    # An older result without the count claims none.
+    del res["cores"]
+    text = bp.report(res, "crisiswatch bench-pipeline")
+    assert " cores shared" in text and not any(f"{k} cores" in text for k in range(1, 65))
+    fig = bench_chart.figure(res)
+    try:
+        assert fig.axes[1].get_xlabel().endswith("(process + broker, shared cores)")
+    finally:
+        bench_chart.plt.close(fig)
