@@ -273,11 +273,40 @@ def broker() -> None:
 @broker.command("start")
 @click.option("--port", type=int, default=9092, show_default=True)
 @click.option("--cluster", is_flag=True, help="three KRaft nodes on port, port+1, port+2")
-def broker_start(port: int, cluster: bool) -> None:
+@click.option(
+    "--sasl-ssl-port",
+    type=int,
+    default=None,
+    help="also a SASL_SSL listener (SCRAM-SHA-512, TLS from a local CA) on this port "
+    "(single node; user KAFKA_SCRAM_USER / KAFKA_SCRAM_PASSWORD, default crisiswatch / "
+    "crisiswatch-local)",
+)
+def broker_start(port: int, cluster: bool, sasl_ssl_port: int | None) -> None:
     """Fetch (once) and start the local broker; waits until it accepts connections."""
-    run_kafka_sh("cluster-start" if cluster else "start", "--port", str(port))
-    servers = ",".join(f"127.0.0.1:{port + i}" for i in range(3 if cluster else 1))
-    click.echo(f"export CRISISWATCH_KAFKA_BOOTSTRAP={servers}")
+    if sasl_ssl_port is not None and cluster:
+        raise ConfigError("--sasl-ssl-port is for the single-node broker, not --cluster")
+    extra = ["--sasl-ssl-port", str(sasl_ssl_port)] if sasl_ssl_port is not None else []
+    run_kafka_sh("cluster-start" if cluster else "start", "--port", str(port), *extra)
+    if sasl_ssl_port is None:
+        servers = ",".join(f"127.0.0.1:{port + i}" for i in range(3 if cluster else 1))
+        click.echo(f"export CRISISWATCH_KAFKA_BOOTSTRAP={servers}")
+        return
+    state = Path(os.environ.get("KAFKA_HOME_DIR") or PROJECT / ".cache")
+    for line in (
+        f"CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{sasl_ssl_port}",
+        "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        "CRISISWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
+        f"CRISISWATCH_KAFKA_SASL_USERNAME={os.environ.get('KAFKA_SCRAM_USER', 'crisiswatch')}",
+        # The variable itself when one is set (its value stays out of the output).
+        "CRISISWATCH_KAFKA_SASL_PASSWORD="
+        + (
+            '"$KAFKA_SCRAM_PASSWORD"'
+            if os.environ.get("KAFKA_SCRAM_PASSWORD")
+            else "crisiswatch-local"
+        ),
+        f"CRISISWATCH_KAFKA_SSL_CAFILE={state / 'kafka-single' / 'tls' / 'ca.pem'}",
+    ):
+        click.echo(f"export {line}")
 
 
 @broker.command("stop")

@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka_support import PROJECT, WorkerFactory, port_open
+from tests.kafka_support import PROJECT, SecureKafka, WorkerFactory, port_open
 
 TEST_STATE = PROJECT / ".cache" / "test-kafka"
+#: The session broker's SASL_SSL listener is on its port + this.
+SASL_SSL_OFFSET = 2
+#: The SCRAM password of the test brokers' user: distinctive, so a leak is found.
+SCRAM_PASSWORD = "scram-7c41-never-print"
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +31,54 @@ def kafka_bootstrap() -> Iterator[str]:
         yield external
         return
     port = int(os.environ.get("CRISISWATCH_TEST_KAFKA_PORT", "29092"))
-    env = {**os.environ, "KAFKA_HOME_DIR": str(TEST_STATE)}
+    env = {**os.environ, "KAFKA_HOME_DIR": str(TEST_STATE), "KAFKA_SCRAM_PASSWORD": SCRAM_PASSWORD}
     script = PROJECT / "deploy" / "kafka" / "kafka.sh"
     started = not port_open(port)
     if started:
         subprocess.run(["bash", str(script), "reset"], env=env, check=True, capture_output=True)
-        subprocess.run(["bash", str(script), "start", "--port", str(port)], env=env, check=True)
+        subprocess.run(
+            [
+                "bash",
+                str(script),
+                "start",
+                "--port",
+                str(port),
+                "--sasl-ssl-port",
+                str(port + SASL_SSL_OFFSET),
+            ],
+            env=env,
+            check=True,
+        )
     yield f"127.0.0.1:{port}"
     if started:
+        subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_secure(kafka_bootstrap: str) -> Iterator[SecureKafka]:
+    """A SASL_SSL (SCRAM-SHA-512) listener on a real local broker: the session
+    broker's, or (an external or older session broker without one) a broker
+    of its own, started here and stopped at the end."""
+    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+    cafile = TEST_STATE / "kafka-single" / "tls" / "ca.pem"
+    external = os.environ.get("CRISISWATCH_TEST_BOOTSTRAP")
+    if not external and port_open(port + SASL_SSL_OFFSET) and cafile.is_file():
+        yield SecureKafka(f"127.0.0.1:{port + SASL_SSL_OFFSET}", str(cafile), SCRAM_PASSWORD)
+        return
+    state = PROJECT / ".cache" / "test-kafka-secure"
+    env = {**os.environ, "KAFKA_HOME_DIR": str(state), "KAFKA_SCRAM_PASSWORD": SCRAM_PASSWORD}
+    script = PROJECT / "deploy" / "kafka" / "kafka.sh"
+    own = int(os.environ.get("CRISISWATCH_TEST_SECURE_KAFKA_PORT", "29192"))
+    subprocess.run(["bash", str(script), "reset"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["bash", str(script), "start", "--port", str(own), "--sasl-ssl-port", str(own + 2)],
+        env=env,
+        check=True,
+    )
+    try:
+        cafile = state / "kafka-single" / "tls" / "ca.pem"
+        yield SecureKafka(f"127.0.0.1:{own + 2}", str(cafile), SCRAM_PASSWORD)
+    finally:
         subprocess.run(["bash", str(script), "stop"], env=env, check=False)
 
 

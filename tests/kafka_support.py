@@ -29,6 +29,42 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+@dataclass(frozen=True)
+class SecureKafka:
+    """A SASL_SSL listener of a local broker (deploy/kafka/kafka.sh --sasl-ssl-port)."""
+
+    bootstrap: str
+    cafile: str
+    password: str
+    username: str = "crisiswatch"
+
+    def settings(self, **overrides: str) -> dict[str, str]:
+        """The worker's settings (WorkerFactory.settings keys) for this listener."""
+        return {
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": self.username,
+            "kafka_sasl_password": self.password,
+            "kafka_ssl_cafile": self.cafile,
+        } | overrides
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The same as CRISISWATCH_* environment variables, with the bootstrap."""
+        return {"CRISISWATCH_KAFKA_BOOTSTRAP": self.bootstrap} | {
+            f"CRISISWATCH_{k.upper()}": v for k, v in self.settings(**overrides).items()
+        }
+
+    def kafka_python(self) -> dict[str, Any]:
+        """kafka-python's keyword arguments for this listener."""
+        return {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+            "ssl_cafile": self.cafile,
+        }
+
+
 @dataclass
 class Worker:
     proc: subprocess.Popen[bytes]
@@ -64,6 +100,10 @@ class WorkerFactory:
     workers: list[Worker] = field(default_factory=list)
     #: Short-stream detector settings (streams.synth.QUICK_SETTINGS); False = shipped defaults.
     quick: bool = True
+    #: Settings every worker gets (before the overrides of ``env``): e.g. SecureKafka.settings().
+    settings: dict[str, str] = field(default_factory=dict)
+    #: Keyword arguments of this factory's kafka-python clients (produce, consume).
+    client: dict[str, Any] = field(default_factory=dict)
 
     def env(self, **overrides: str) -> dict[str, str]:
         r = self.run
@@ -82,7 +122,7 @@ class WorkerFactory:
                 for k, v in (QUICK_SETTINGS if self.quick else {}).items()
             },
         }
-        env.update({f"CRISISWATCH_{k.upper()}": v for k, v in overrides.items()})
+        env.update({f"CRISISWATCH_{k.upper()}": v for k, v in (self.settings | overrides).items()})
         return env
 
     def topic(self, name: str) -> str:
@@ -127,6 +167,7 @@ class WorkerFactory:
             acks="all",
             linger_ms=10,
             max_request_size=8 * 1024 * 1024,
+            **self.client,
         )
         try:
             for key, value in records:
@@ -147,6 +188,7 @@ class WorkerFactory:
             enable_auto_commit=False,
             consumer_timeout_ms=500,
             fetch_max_bytes=64 * 1024 * 1024,
+            **self.client,
         )
         out: list[Any] = []
         t0 = last = time.monotonic()

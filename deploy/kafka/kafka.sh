@@ -4,6 +4,9 @@
 #
 #   deploy/kafka/kafka.sh fetch                 resolve the broker jars into .cache/kafka/<version>/libs
 #   deploy/kafka/kafka.sh start  [--port P]     single node on 127.0.0.1:P (default 9092)
+#        [--sasl-ssl-port S]                    and a SASL_SSL listener on 127.0.0.1:S: SCRAM-SHA-512,
+#                                               TLS from a local CA (<state>/kafka-single/tls/ca.pem), user
+#                                               KAFKA_SCRAM_USER / KAFKA_SCRAM_PASSWORD (crisiswatch / crisiswatch-local)
 #   deploy/kafka/kafka.sh stop | status | logs
 #   deploy/kafka/kafka.sh cluster-start [--port P]   three nodes on P, P+1, P+2 (default 19092)
 #   deploy/kafka/kafka.sh cluster-stop | cluster-status
@@ -58,20 +61,26 @@ classpath() { echo "$libs/*"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # write_config NODE_DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION
+# [SASL_SSL_PORT]: also a SASL_SSL listener there (secure_material must have run).
 write_config() {
-  local dir="$1" id="$2" port="$3" cport="$4" voters="$5" rf="$6" minisr
+  local dir="$1" id="$2" port="$3" cport="$4" voters="$5" rf="$6" sport="${7:-}" minisr
+  local listeners="PLAINTEXT://127.0.0.1:$port" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
   minisr=$(( rf > 1 ? 2 : 1 ))
+  if [[ -n "$sport" ]]; then
+    listeners="$listeners,SASL_SSL://127.0.0.1:$sport"
+    map="$map,SASL_SSL:SASL_SSL"
+  fi
   mkdir -p "$dir/data" "$dir/logs"
   cat >"$dir/server.properties" <<EOF
 # Written by deploy/kafka/kafka.sh; regenerated on every start.
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$map
 log.dirs=$dir/data
 num.partitions=4
 default.replication.factor=$rf
@@ -87,6 +96,39 @@ log.segment.bytes=67108864
 message.max.bytes=4194304
 replica.fetch.max.bytes=4194304
 EOF
+  if [[ -n "$sport" ]]; then
+    cat >>"$dir/server.properties" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$dir/tls/server.p12
+ssl.keystore.password=$(cat "$dir/tls/keystore.password")
+EOF
+  fi
+}
+
+# secure_material NODE_DIR: a local CA and a server certificate for 127.0.0.1 and
+# localhost signed by it (a PKCS12 keystore for the broker), once per state folder.
+secure_material() {
+  local tls="$1/tls" pw
+  [[ -f "$tls/server.p12" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found; install it (apt-get install openssl) for --sasl-ssl-port"
+  mkdir -p "$tls"
+  pw="$(openssl rand -hex 16)"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=crisiswatch local CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.pem" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$tls/server.key" -out "$tls/server.csr" &&
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tls/server.ext" &&
+    openssl x509 -req -days 3650 -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+      -CAcreateserial -extfile "$tls/server.ext" -out "$tls/server.pem" &&
+    openssl pkcs12 -export -in "$tls/server.pem" -inkey "$tls/server.key" -certfile "$tls/ca.pem" \
+      -name broker -out "$tls/server.p12.tmp" -passout "pass:$pw"
+  } >"$tls/openssl.log" 2>&1 || die "making the TLS material failed; see $tls/openssl.log"
+  echo "$pw" >"$tls/keystore.password"
+  mv "$tls/server.p12.tmp" "$tls/server.p12"
 }
 
 # start_node NODE_DIR CLUSTER_ID PORT HEAP
@@ -100,10 +142,19 @@ start_node() {
   if port_open "$port"; then
     die "port $port is already in use by another process; choose another with --port"
   fi
+  local scram=()
+  if grep -q '^sasl.enabled.mechanisms=SCRAM' "$dir/server.properties"; then
+    # SCRAM users live in the metadata log: they are written when the storage is formatted.
+    scram=(--add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]")
+    if [[ -f "$dir/data/meta.properties" && "$(cat "$dir/scram.user" 2>/dev/null)" != "$scram_user" ]]; then
+      die "the storage in $dir was formatted without the SCRAM user $scram_user; run 'kafka.sh reset' first"
+    fi
+  fi
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     java -cp "$(classpath)" -Dlog4j2.configurationFile="$here/log4j2.xml" -Dkafka.logs.dir="$dir/logs" \
-      kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" --ignore-formatted \
+      kafka.tools.StorageTool format -t "$cid" -c "$dir/server.properties" --ignore-formatted "${scram[@]}" \
       >"$dir/logs/format.log" 2>&1 || die "formatting storage failed; see $dir/logs/format.log"
+    if (( ${#scram[@]} )); then echo "$scram_user" >"$dir/scram.user"; fi
   fi
   # setsid: the broker must outlive the shell that started it (the demo, CI steps).
   # shellcheck disable=SC2086  # KAFKA_JVM_OPTS is a list of flags
@@ -189,15 +240,22 @@ cluster_id() {
 
 parse_port() {
   port="$1"; shift
+  sasl_ssl_port=""
   while (( $# )); do
     case "$1" in
       --port) port="$2"; shift 2 ;;
       --port=*) port="${1#--port=}"; shift ;;
+      --sasl-ssl-port) (( $# > 1 )) || die "--sasl-ssl-port needs a port"; sasl_ssl_port="$2"; shift 2 ;;
+      --sasl-ssl-port=*) sasl_ssl_port="${1#--sasl-ssl-port=}"; shift ;;
       *) die "unknown option $1" ;;
     esac
   done
   [[ "$port" =~ ^[0-9]+$ ]] || die "port must be a number, got '$port'"
+  [[ -z "$sasl_ssl_port" || "$sasl_ssl_port" =~ ^[0-9]+$ ]] || die "--sasl-ssl-port must be a number, got '$sasl_ssl_port'"
 }
+
+scram_user="${KAFKA_SCRAM_USER:-crisiswatch}"
+scram_password="${KAFKA_SCRAM_PASSWORD:-crisiswatch-local}"
 
 single_dir="$state/kafka-single"
 cluster_dir="$state/kafka-cluster"
@@ -211,11 +269,24 @@ case "$cmd" in
     if [[ -f "$single_dir/port" && "$(cat "$single_dir/port")" != "$port" ]] && [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null; then
       die "a local broker is already running on port $(cat "$single_dir/port"); stop it first"
     fi
-    write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1
+    if [[ -n "$sasl_ssl_port" ]]; then
+      if port_open "$sasl_ssl_port" && ! port_open "$port"; then
+        die "port $sasl_ssl_port is already in use by another process; choose another with --sasl-ssl-port"
+      fi
+      if [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null && ! port_open "$sasl_ssl_port"; then
+        die "the local broker runs without a SASL_SSL listener on $sasl_ssl_port; stop it first"
+      fi
+      secure_material "$single_dir"
+    fi
+    write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1 "$sasl_ssl_port"
     echo "$port" >"$single_dir/port"
     start_node "$single_dir" "$(cluster_id "$single_dir")" "$port" "${KAFKA_HEAP:-512m}"
     wait_ready "$single_dir" "$port"
     say "broker ready on 127.0.0.1:$port (logs: $single_dir/logs/server.log)"
+    if [[ -n "$sasl_ssl_port" ]]; then
+      wait_ready "$single_dir" "$sasl_ssl_port"
+      say "SASL_SSL listener on 127.0.0.1:$sasl_ssl_port (SCRAM-SHA-512 user $scram_user, CA $single_dir/tls/ca.pem)"
+    fi
     ;;
   stop) stop_node "$single_dir"; say "single-node broker stopped" ;;
   kill) stop_node "$single_dir" KILL; say "single-node broker killed" ;;
