@@ -54,6 +54,8 @@ from . import benchdoc, memory
 from .benchdoc import machine
 from .errors import ConfigError
 from .ports import free_port, free_port_block
+from .recovery import aiokafka_config, connect_problem
+from .settings import Settings, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
@@ -138,7 +140,11 @@ def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS) -> No
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=20_000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=20_000,
+        **kafka_settings(bootstrap).kafka_python_config(),
+    )
     try:
         admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     finally:
@@ -161,7 +167,10 @@ async def _produce(
     from .fastpath import Partitioner, send_by_key
 
     prod = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=5, max_batch_size=1024 * 1024
+        **aiokafka_config(kafka_settings(bootstrap)),
+        acks=1,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
     )
     await prod.start()
     try:
@@ -189,19 +198,47 @@ def produce(
     return asyncio.run(_produce(bootstrap, topic, records, rate))
 
 
-def plain_only(env: Mapping[str, str]) -> None:
-    """Refuse a secured broker: the benchmark's clients and workers talk PLAINTEXT only.
+#: The settings that say how to reach a secured broker, passed on to the workers.
+SECURITY_FIELDS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+)
 
-    Its workers get a fresh environment (only the benchmark's own settings), so
-    against a SASL or TLS broker every client would fail to connect and each
-    phase would run to its deadline instead of saying why.
+
+def kafka_settings(bootstrap: str) -> Settings:
+    """How the benchmark's clients and workers reach ``bootstrap``.
+
+    The broker named by CRISISWATCH_KAFKA_BOOTSTRAP is reached with the security
+    settings of the environment (CRISISWATCH_KAFKA_SECURITY_PROTOCOL, SASL, TLS),
+    as a worker would reach it; a broker the benchmark starts itself is PLAINTEXT.
     """
-    proto = env.get("CRISISWATCH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
-    if proto != "PLAINTEXT":
+    if bootstrap == os.environ.get("CRISISWATCH_KAFKA_BOOTSTRAP"):
+        return load_settings()
+    return Settings(kafka_bootstrap=bootstrap)
+
+
+def security_env(bootstrap: str) -> dict[str, str]:
+    """The CRISISWATCH_* variables of :func:`kafka_settings` (for the workers)."""
+    st = kafka_settings(bootstrap)
+    return {f"CRISISWATCH_{name.upper()}": str(getattr(st, name)) for name in SECURITY_FIELDS}
+
+
+def reachable(bootstrap: str) -> None:
+    """One clear error up front if ``bootstrap`` cannot be reached with its settings
+    (address, TLS, SASL), instead of every phase running to its deadline."""
+    st = kafka_settings(bootstrap)  # a malformed setting: ConfigError, naming it
+    why = connect_problem(st)
+    if why is not None:
         raise ConfigError(
-            f"bench-pipeline talks PLAINTEXT only, and CRISISWATCH_KAFKA_SECURITY_PROTOCOL "
-            f"is {proto}: unset CRISISWATCH_KAFKA_BOOTSTRAP to benchmark against a local "
-            "broker it starts, or point it at a PLAINTEXT listener"
+            f"bench-pipeline cannot reach the broker at {bootstrap} over "
+            f"{st.kafka_security_protocol} ({why}); check CRISISWATCH_KAFKA_BOOTSTRAP and the "
+            "CRISISWATCH_KAFKA_SECURITY_PROTOCOL, _SASL_* and _SSL_* settings, or unset "
+            "CRISISWATCH_KAFKA_BOOTSTRAP to benchmark against a local broker it starts"
         )
 
 
@@ -210,7 +247,7 @@ def broker() -> Iterator[str]:
     """CRISISWATCH_KAFKA_BOOTSTRAP, or a fresh local broker in a temporary directory."""
     external = os.environ.get("CRISISWATCH_KAFKA_BOOTSTRAP")
     if external:
-        plain_only(os.environ)
+        reachable(external)
         yield external
         return
     home = Path(tempfile.mkdtemp(prefix="cw-bench-kafka-"))
@@ -320,7 +357,7 @@ async def _bare(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     cons = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **aiokafka_config(kafka_settings(bootstrap)),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -381,7 +418,7 @@ async def _relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
     out_env = f"{out_one}.envelopes"
     for t in (out_one, out_env):
         create_topic(bootstrap, t)
-    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, **INGEST_PRODUCER)
+    prod = AIOKafkaProducer(**aiokafka_config(kafka_settings(bootstrap)), **INGEST_PRODUCER)
     pending: list[Any] = []
 
     async def write(batch: dict[Any, list[Any]]) -> None:
@@ -406,9 +443,12 @@ async def _relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
 _EMPTY_AGENT = """
 import json, os, sys, time
 import faust
+from streams.app import faust_broker_credentials
+from streams.bench_pipeline import kafka_settings
 bootstrap, topic, out = os.environ["B_BOOTSTRAP"], os.environ["B_TOPIC"], os.environ["B_OUT"]
 n, port = int(os.environ["B_N"]), int(os.environ["B_PORT"])
 app = faust.App(f"bench-empty-{os.getpid()}", broker=f"kafka://{bootstrap}", web_port=port,
+    broker_credentials=faust_broker_credentials(kafka_settings(bootstrap)),
     web_host="127.0.0.1", web_bind="127.0.0.1", consumer_auto_offset_reset="earliest",
     stream_buffer_maxsize=65536, broker_max_poll_records=20000, store="memory://",
     datadir=os.path.dirname(out))
@@ -503,6 +543,7 @@ class Run:
         env.update(
             {
                 "CRISISWATCH_KAFKA_BOOTSTRAP": self.bootstrap,
+                **security_env(self.bootstrap),
                 "CRISISWATCH_APP_ID": f"bench-{self.name}-{r}",
                 "CRISISWATCH_TOPIC_RAW": self.raw_topic,
                 "CRISISWATCH_TOPIC_SCORED": f"bench-{r}.mentions.scored",
@@ -675,6 +716,7 @@ def measure_latency(
         cons = KafkaConsumer(
             run.events_topic(),
             bootstrap_servers=bootstrap,
+            **kafka_settings(bootstrap).kafka_python_config(),
             group_id=None,
             auto_offset_reset="earliest",
             consumer_timeout_ms=3000,

@@ -105,6 +105,15 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     Returns those created.
     """
     wait_reachable(settings)
+    why = None
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        # kafka-python cannot tell a refused login from a lost connection, and
+        # retries it until its timeout: ask aiokafka first, which says why.
+        from .recovery import PERMANENT, connect_problem
+
+        why = connect_problem(settings)
+        if why is not None and any(p in why for p in PERMANENT):
+            raise BrokerUnavailable(f"Kafka at {settings.kafka_bootstrap}: {why}")
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -112,7 +121,9 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
+                raise BrokerUnavailable(
+                    f"Kafka at {settings.kafka_bootstrap}: {why or exc}"
+                ) from None
             time.sleep(0.5)
     try:
         existing = set(admin.list_topics())

@@ -84,6 +84,53 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
+#: Failures that no retry will mend (wrong credentials, an untrusted certificate).
+PERMANENT = ("SaslAuthenticationFailed", "UnsupportedSaslMechanism", "CERTIFICATE_VERIFY_FAILED")
+
+
+def connect_problem(settings: Settings, timeout: float = 15.0) -> str | None:
+    """Why a client with these settings cannot bootstrap (None: it can).
+
+    aiokafka logs the reason of each failed address (refused, TLS, SASL) and
+    then raises a generic "Unable to bootstrap"; kafka-python only sees the
+    broker close the socket after a failed SASL handshake. The reasons are
+    collected here so that an error can name them. Runs in a thread of its
+    own, so it may be called with or without a running event loop.
+    """
+    import asyncio
+    import concurrent.futures
+
+    from aiokafka import AIOKafkaClient
+    from aiokafka.errors import KafkaError
+
+    reasons: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            reasons.append(record.getMessage())
+
+    async def probe() -> None:
+        client = AIOKafkaClient(**aiokafka_config(settings), request_timeout_ms=int(timeout * 1000))
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout)
+        finally:
+            await client.close()
+
+    catch = Catch(logging.WARNING)
+    aio_log = logging.getLogger("aiokafka")
+    aio_log.addHandler(catch)
+    propagate, aio_log.propagate = aio_log.propagate, False
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        return "; ".join(dict.fromkeys(reasons)) or f"{type(exc).__name__}: {exc}"
+    finally:
+        aio_log.removeHandler(catch)
+        aio_log.propagate = propagate
+    return None
+
+
 class Recovery:
     """Loads checkpoints and replays the gap for one worker."""
 

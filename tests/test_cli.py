@@ -63,9 +63,10 @@ def test_no_kafka_configured() -> None:
     assert "CRISISWATCH_KAFKA_BOOTSTRAP" in one_line_error(p)
 
 
-def test_bench_pipeline_refuses_a_secured_broker() -> None:
-    # Its workers and clients talk PLAINTEXT: without this every phase would
-    # run to its deadline against a SASL listener.
+def test_bench_pipeline_names_a_broker_it_cannot_reach() -> None:
+    # Without the probe every phase would run to its deadline (a wrong address,
+    # TLS or SASL setting); the secured broker itself is in
+    # tests/integration/test_secured_broker.py.
     p = run(
         "bench-pipeline",
         "--quick",
@@ -74,4 +75,11 @@ def test_bench_pipeline_refuses_a_secured_broker() -> None:
         CRISISWATCH_KAFKA_SECURITY_PROTOCOL="SASL_SSL",
     )
     assert p.returncode == 2
-    assert "PLAINTEXT only" in one_line_error(p)
+    err = one_line_error(p)
+    assert "cannot reach the broker at 127.0.0.1:1 over SASL_SSL" in err
+
+
+def test_broker_start_keeps_the_sasl_listener_to_the_single_node() -> None:
+    p = run("broker", "start", "--cluster", "--sasl-ssl-port", "29999")
+    assert p.returncode == 2
+    assert "--sasl-ssl-port is for the single-node broker" in one_line_error(p)

@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +30,7 @@ import pytest
 
 from streams.settings import Settings
 from streams.synth import surge_stream
-from tests.kafka_support import PROJECT, WorkerFactory, free_port
+from tests.kafka_support import PROJECT, SecureKafka, WorkerFactory, free_port
 from tests.malformed import malformed
 from tests.reliability.support import metrics_text, summary, wait_until
 
@@ -47,11 +48,7 @@ CLIENT_CLASSES = {
 }
 SECURITY_SOURCES = ("aiokafka_config(", "kafka_python_config(", "_common(")
 #: Client constructions that may ignore the security settings, and why.
-EXEMPT = {
-    # The pipeline benchmark talks to the project's own throw-away local broker,
-    # or a PLAINTEXT one it is pointed at; it refuses a secured one (plain_only).
-    "streams/bench_pipeline.py": "benchmark against a PLAINTEXT broker only",
-}
+EXEMPT: dict[str, str] = {}
 
 
 def secure_settings() -> Settings:
@@ -235,7 +232,6 @@ def test_web_port_binds_only_the_configured_address(workers: WorkerFactory) -> N
 
 
 SECRETS = {
-    "kafka_sasl_password": "sasl-5b1d-secret",  # set, though the protocol is PLAINTEXT
     "webhook_secret": "hook-secret-93ad",
     "webhook_url": "http://127.0.0.1:9/hooks/token-c0ffee77",
     "slack_webhook_url": "http://127.0.0.1:9/services/T000/B000/slack-tok-1e2f",
@@ -244,30 +240,47 @@ SECRETS = {
 }
 
 
-def test_no_secret_in_events_dead_letters_pages_or_logs(workers: WorkerFactory) -> None:
-    w = workers.start(**SECRETS)
-    brands = ["acme", "globex", "initech", "umbrella", "hooli"]
-    mentions = surge_stream(brands, 10_000, surge_brand="initech", seed=11)
-    records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
-    records += [(k, v) for k, v, _ in malformed(24)]
-    workers.produce(workers.topic("raw"), records)
-    assert wait_until(lambda: sum(w.get("/stats")["brands"].values()) >= len(mentions), 180, 1)
-    events = workers.consume(workers.topic("events"), idle=8, timeout=90)
-    dead = workers.consume(workers.topic("deadletter"), idle=4, timeout=60)
-    blobs: dict[str, bytes] = {
-        "events": b"\n".join(bytes(e.value) for e in events),
-        "event headers": b"\n".join(repr(e.headers).encode() for e in events),
-        "dead letters": b"\n".join(repr(d.headers).encode() for d in dead),
-        "/stats": orjson.dumps(w.get("/stats")),
-        "/ready": orjson.dumps(w.get("/ready")),
-        "/health": orjson.dumps(w.get("/health")),
-        "/metrics": metrics_text(w).encode(),
-        "log": Path(w.log).read_bytes(),
-    }
+def test_no_secret_in_events_dead_letters_pages_or_logs(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    # Over a real SASL_SSL listener, so the SASL password is in use, not only set;
+    # the same run checks that the worker does its whole job there.
+    workers = WorkerFactory(
+        kafka_secure.bootstrap,
+        tmp_path,
+        settings=kafka_secure.settings(),
+        client=kafka_secure.kafka_python(),
+    )
+    secrets = {**SECRETS, "kafka_sasl_password": kafka_secure.password}
+    try:
+        w = workers.start(**SECRETS)
+        brands = ["acme", "globex", "initech", "umbrella", "hooli"]
+        mentions = surge_stream(brands, 10_000, surge_brand="initech", seed=11)
+        bad = malformed(24)
+        records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
+        records += [(k, v) for k, v, _ in bad]
+        workers.produce(workers.topic("raw"), records)
+        assert wait_until(lambda: sum(w.get("/stats")["brands"].values()) >= len(mentions), 180, 1)
+        events = workers.consume(workers.topic("events"), idle=8, timeout=90)
+        dead = workers.consume(workers.topic("deadletter"), until=len(bad), timeout=60)
+        scored = workers.consume(workers.topic("scored"), until=len(mentions), timeout=60)
+        blobs: dict[str, bytes] = {
+            "events": b"\n".join(bytes(e.value) for e in events),
+            "event headers": b"\n".join(repr(e.headers).encode() for e in events),
+            "dead letters": b"\n".join(repr(d.headers).encode() for d in dead),
+            "/stats": orjson.dumps(w.get("/stats")),
+            "/ready": orjson.dumps(w.get("/ready")),
+            "/health": orjson.dumps(w.get("/health")),
+            "/metrics": metrics_text(w).encode(),
+        }
+        counted = w.get("/stats")["brands"]
+    finally:
+        workers.stop_all()
+    blobs["log"] = Path(w.log).read_bytes()  # with the shutdown's lines
     leaks = [
         (where, name)
         for where, blob in blobs.items()
-        for name, value in SECRETS.items()
+        for name, value in secrets.items()
         if value.encode() in blob or value.split("@")[0].split(":")[-1].encode() in blob
     ]
     summary(
@@ -278,5 +291,10 @@ def test_no_secret_in_events_dead_letters_pages_or_logs(workers: WorkerFactory) 
         places=len(blobs),
         leaks=len(leaks),
     )
-    assert events, "no crisis event: the check would prove nothing"
+    assert counted == dict(Counter(m["brand"] for m in mentions))
+    assert len(scored) == len(mentions) and len(dead) == len(bad)
+    opened = [orjson.loads(e.value) for e in events]
+    assert any(e["brand"] == "initech" and e["status"] == "opened" for e in opened), (
+        "no crisis event: the check would prove nothing"
+    )
     assert not leaks, leaks
