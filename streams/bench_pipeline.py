@@ -443,12 +443,15 @@ async def _relay(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
 _EMPTY_AGENT = """
 import json, os, sys, time
 import faust
-from streams.app import faust_broker_credentials
-from streams.bench_pipeline import kafka_settings
 bootstrap, topic, out = os.environ["B_BOOTSTRAP"], os.environ["B_TOPIC"], os.environ["B_OUT"]
 n, port = int(os.environ["B_N"]), int(os.environ["B_PORT"])
+creds = None
+if os.environ.get("B_SECURED") == "1":  # only then the project's modules (numba, numpy...)
+    from streams.app import faust_broker_credentials
+    from streams.bench_pipeline import kafka_settings
+    creds = faust_broker_credentials(kafka_settings(bootstrap))
 app = faust.App(f"bench-empty-{os.getpid()}", broker=f"kafka://{bootstrap}", web_port=port,
-    broker_credentials=faust_broker_credentials(kafka_settings(bootstrap)),
+    broker_credentials=creds,
     web_host="127.0.0.1", web_bind="127.0.0.1", consumer_auto_offset_reset="earliest",
     stream_buffer_maxsize=65536, broker_max_poll_records=20000, store="memory://",
     datadir=os.path.dirname(out))
@@ -481,6 +484,8 @@ def run_empty_agent(
         "B_OUT": str(out),
         "B_N": str(n),
         "B_PORT": str(free_port()),
+        # A PLAINTEXT agent imports nothing of the project: the figure stays Faust's own.
+        "B_SECURED": str(int(kafka_settings(bootstrap).kafka_security_protocol != "PLAINTEXT")),
     }
     proc = subprocess.Popen(
         [sys.executable, "-c", _EMPTY_AGENT, "worker", "--loglevel", "warn"],

@@ -23,14 +23,11 @@ from tests.reliability.support import wait_until
 pytestmark = pytest.mark.kafka
 
 
-def test_a_worker_with_a_wrong_password_says_why_and_exits(
-    kafka_secure: SecureKafka, tmp_path: Path
-) -> None:
-    env = WorkerFactory(
-        kafka_secure.bootstrap,
-        tmp_path,
-        settings=kafka_secure.settings(kafka_sasl_password="not-it"),
-    ).env(data_dir=str(tmp_path / "w"))
+def run_worker(kafka: SecureKafka, tmp: Path, **settings: str) -> tuple[int, str, float]:
+    """A worker with these settings over the listener, to its exit: (code, output, seconds)."""
+    env = WorkerFactory(kafka.bootstrap, tmp, settings=kafka.settings(**settings)).env(
+        data_dir=str(tmp / "w")
+    )
     t0 = time.monotonic()
     p = subprocess.run(
         [sys.executable, "-m", "streams", "worker"],
@@ -40,10 +37,16 @@ def test_a_worker_with_a_wrong_password_says_why_and_exits(
         text=True,
         timeout=120,
     )
-    took = time.monotonic() - t0
-    assert p.returncode == 3, p.stderr[-2000:]
-    assert "SaslAuthenticationFailed" in p.stderr and "invalid credentials" in p.stderr
-    assert "not-it" not in p.stderr + p.stdout
+    return p.returncode, p.stderr + p.stdout, time.monotonic() - t0
+
+
+def test_a_worker_with_a_wrong_password_says_why_and_exits(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    code, out, took = run_worker(kafka_secure, tmp_path, kafka_sasl_password="not-it")
+    assert code == 3, out[-2000:]
+    assert "SaslAuthenticationFailed" in out and "invalid credentials" in out
+    assert "not-it" not in out
     # Refused at once, not after kafka-python's retries ran out (about 30 s).
     assert took < 25, took
 
@@ -52,41 +55,22 @@ def test_a_worker_that_does_not_trust_the_certificate_says_why(
     kafka_secure: SecureKafka, tmp_path: Path
 ) -> None:
     other_ca = tmp_path / "other-ca.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=not the broker's CA",
-            "-keyout",
-            str(tmp_path / "k.pem"),
-            "-out",
-            str(other_ca),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = WorkerFactory(
-        kafka_secure.bootstrap,
-        tmp_path,
-        settings=kafka_secure.settings(kafka_ssl_cafile=str(other_ca)),
-    ).env(data_dir=str(tmp_path / "w"))
-    p = subprocess.run(
-        [sys.executable, "-m", "streams", "worker"],
-        env=env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 3, p.stderr[-2000:]
-    assert "CERTIFICATE_VERIFY_FAILED" in p.stderr
+    args = [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=not-the-brokers-CA",
+    ]
+    keys = ["-keyout", str(tmp_path / "k.pem"), "-out", str(other_ca)]
+    subprocess.run(["openssl", *args, *keys], check=True, capture_output=True)
+    code, out, _ = run_worker(kafka_secure, tmp_path, kafka_ssl_cafile=str(other_ca))
+    assert code == 3, out[-2000:]
+    assert "CERTIFICATE_VERIFY_FAILED" in out
 
 
 def test_bench_pipeline_phases_run_against_the_secured_listener(
