@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CRISISWATCH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def one_line_error(p: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in p.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, p.stderr
-    assert "Traceback" not in p.stderr
-    assert lines[0].startswith("crisiswatch: error: ")
-    return lines[0]
+from tests.cli_support import one_line_error, run
 
 
 def test_help_lists_the_commands() -> None:

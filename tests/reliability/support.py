@@ -18,6 +18,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import orjson
 from kafka import KafkaProducer
 
 from streams.ports import free_port_block
+from streams.synth import surge_stream
 from tests.kafka_support import PROJECT, Worker, WorkerFactory
 
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
@@ -37,6 +39,8 @@ class LocalKafka:
     home: Path
     cluster: bool = False
     port: int = 0
+    #: KAFKA_JVM_OPTS for every node it starts.
+    jvm_opts: str = ""
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -49,8 +53,8 @@ class LocalKafka:
         n = 3 if self.cluster else 1
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(n))
 
-    def sh(self, *args: str, check: bool = True, timeout: float = 180) -> None:
-        env = {**os.environ, "KAFKA_HOME_DIR": str(self.home)}
+    def sh(self, *args: str, check: bool = True, timeout: float = 180) -> int:
+        env = {**os.environ, "KAFKA_HOME_DIR": str(self.home), "KAFKA_JVM_OPTS": self.jvm_opts}
         t0 = time.monotonic()
         r = subprocess.run(
             ["bash", str(KAFKA_SH), *args],
@@ -63,6 +67,7 @@ class LocalKafka:
         self.log.append(f"{' '.join(args)} -> {r.returncode} in {time.monotonic() - t0:.1f}s")
         if check and r.returncode != 0:
             raise RuntimeError(f"kafka.sh {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        return r.returncode
 
     # single node
     def start(self) -> None:
@@ -86,6 +91,15 @@ class LocalKafka:
 
     def node_start(self, n: int) -> None:
         self.sh("node-start", str(n))
+
+    def cluster_status(self) -> int:
+        """kafka.sh cluster-status's exit code: 0 when every node runs and listens."""
+        return self.sh("cluster-status", check=False)
+
+    def node_cmdline(self, n: int) -> list[str]:
+        """The JVM command line of cluster node ``n``."""
+        pid = (self.home / "kafka-cluster" / f"node{n}" / "pid").read_text().strip()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
 
 
 @dataclass
@@ -295,3 +309,26 @@ def group_progress(bootstrap: str, group: str, topic: str, partitions: int) -> s
         return ",".join(f"{tp.partition}:{cons.committed(tp)}/{ends[tp]}" for tp in tps)
     finally:
         cons.close(autocommit=False)
+
+
+def live_surge(brands: list[str], n: int, surge_brand: str, seed: int) -> list[dict[str, Any]]:
+    """A live stream (created_at in the last 15 minutes, as in production) with one surge.
+
+    The surge ends inside the stream: surge_stream's default 30-minute surge
+    would date a sixth of the mentions up to 23 minutes ahead, and ingest
+    rightly refuses created_at more than max_future_seconds ahead.
+    """
+    now = time.time()
+    mentions = surge_stream(
+        brands,
+        n,
+        surge_brand=surge_brand,
+        seed=seed,
+        start=now - 900,
+        duration_s=840,
+        surge_at=0.6,
+        surge_len_s=180,
+    )
+    newest = max(datetime.fromisoformat(m["created_at"]).timestamp() for m in mentions)
+    assert newest <= now, "the test stream must not reach into the future"
+    return mentions

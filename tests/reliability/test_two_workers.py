@@ -18,17 +18,16 @@ import signal
 import threading
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
-from streams.synth import surge_stream
 from tests.kafka_support import WorkerFactory
 from tests.reliability.support import (
     assigned,
     dead_letter_reasons,
+    live_surge,
     loss,
     owns_all,
     send_checked,
@@ -81,23 +80,7 @@ def test_worker_killed_partitions_move_and_counts_stay_exact(
             assigned(a),
             assigned(b),
         )
-        # A live stream (created_at in the last 15 minutes), as in production.
-        # The surge must end inside the stream: surge_stream's default 30-minute
-        # surge would date a sixth of the mentions up to 23 minutes ahead, and
-        # ingest rightly refuses created_at more than max_future_seconds ahead.
-        now = time.time()
-        mentions = surge_stream(
-            BRANDS,
-            N,
-            surge_brand="brand09",
-            seed=9,
-            start=now - 900,
-            duration_s=840,
-            surge_at=0.6,
-            surge_len_s=180,
-        )
-        newest = max(datetime.fromisoformat(m["created_at"]).timestamp() for m in mentions)
-        assert newest <= now, "the test stream must not reach into the future"
+        mentions = live_surge(BRANDS, N, surge_brand="brand09", seed=9)
         want = Counter(m["brand"] for m in mentions)
         records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
         sent: list[int] = []

@@ -18,17 +18,16 @@ import signal
 import threading
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
-from streams.synth import surge_stream
 from tests.kafka_support import WorkerFactory
 from tests.reliability.support import (
     assigned,
     group_progress,
+    live_surge,
     loss,
     owns_all,
     send_checked,
@@ -56,18 +55,7 @@ def test_worker_frozen_past_its_session_rejoins_without_stale_state(
         b = factory.start(checkpoint_seconds="2", partitions=str(PARTITIONS))
         raw = factory.topic("raw")
         assert wait_until(lambda: bool(assigned(a)) and bool(assigned(b)), 120, 0.5)
-        now = time.time()
-        mentions = surge_stream(
-            BRANDS,
-            N,
-            surge_brand="brand05",
-            seed=12,
-            start=now - 900,
-            duration_s=840,
-            surge_at=0.6,
-            surge_len_s=180,
-        )
-        assert max(datetime.fromisoformat(m["created_at"]).timestamp() for m in mentions) <= now
+        mentions = live_surge(BRANDS, N, surge_brand="brand05", seed=12)
         want = Counter(m["brand"] for m in mentions)
         records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
         sent: list[int] = []
