@@ -6,12 +6,17 @@ consumer offsets) has three replicas, and acks=all needs two in sync, so
 losing any one node loses no acknowledged record. Node 2 is SIGKILLed while
 the worker counts (partition leadership moves to the survivors), then
 started again; it must rejoin the ISR.
+
+It is also the test of kafka.sh's cluster commands (cluster-start, node-kill,
+node-start, cluster-status, cluster-stop, KAFKA_JVM_OPTS reaching every node),
+so that CI starts one three-node cluster, not two.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -55,9 +60,12 @@ def isr_sizes(bootstrap: str, topics: list[str]) -> dict[str, int]:
 
 @pytest.mark.timeout(480)
 def test_cluster_node_loss_mid_stream_loses_nothing(tmp_path: Path) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", cluster=True)
+    mark = f"-Dcrisiswatch.test={uuid.uuid4().hex[:8]}"
+    kafka = LocalKafka(tmp_path / "kafka", cluster=True, jvm_opts=mark)
     t_start = time.monotonic()
     kafka.cluster_start()
+    # KAFKA_JVM_OPTS reaches every node's JVM.
+    assert all(mark in kafka.node_cmdline(n) for n in (1, 2, 3))
     factory = WorkerFactory(kafka.bootstrap, tmp_path)
     try:
         w = factory.start(ready_timeout=120, checkpoint_seconds="2", replication_factor="3")
@@ -114,6 +122,8 @@ def test_cluster_node_loss_mid_stream_loses_nothing(tmp_path: Path) -> None:
             elapsed_s=f"{time.monotonic() - t_start:.0f}",
         )
         assert w.alive(), f"worker died: {w.log_text()[-3000:]}"
+        assert kafka.cluster_status() == 0, kafka.log
+        assert mark in kafka.node_cmdline(2)  # the restarted node too
         assert lost == 0 and extra == 0, {b: (want[b], got.get(b)) for b in want}
         assert got == dict(want)
         assert rejoined, isr_sizes(kafka.bootstrap, topics)
