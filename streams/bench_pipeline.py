@@ -199,14 +199,10 @@ def produce(
 
 
 #: The settings that say how to reach a secured broker, passed on to the workers.
-SECURITY_FIELDS = (
-    "kafka_security_protocol",
-    "kafka_sasl_mechanism",
-    "kafka_sasl_username",
-    "kafka_sasl_password",
-    "kafka_ssl_cafile",
-    "kafka_ssl_certfile",
-    "kafka_ssl_keyfile",
+SECURITY_FIELDS = tuple(
+    name
+    for name in Settings.model_fields
+    if name.startswith(("kafka_security_", "kafka_sasl_", "kafka_ssl_"))
 )
 
 
@@ -861,47 +857,45 @@ def run_benchmark(
             took, _ = produce(bootstrap, topic, records)
             log(f"preloaded {n:,} records into {topic} in {took:.1f}s")
             del records
-            keys = ("bare", "bare_gc", "relay", "empty", "one", "lean", "two")
-            got: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
             off = {"publish_scored": "false"}
             limit = max(300.0, n / 3000)  # a stalled worker must not hang the run
+            # (key in the result, progress label, one measurement), in the table's order.
+            phases: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+                ("bare", "bare consumer", lambda: bare(bootstrap, topic, n)),
+                (
+                    "bare_gc",
+                    "bare consumer, GC tuned as in the worker",
+                    lambda: bare(bootstrap, topic, n, tuned_gc=True),
+                ),
+                ("relay", "Kafka-only relay", lambda: relay(bootstrap, topic, n)),
+                (
+                    "empty",
+                    f"empty Faust agent ({empty_n:,} records)",
+                    lambda: run_empty_agent(bootstrap, topic, empty_n, tmp, timeout=300),
+                ),
+                (
+                    "one",
+                    "pipeline, 1 worker",
+                    lambda: measure_pipeline(Run("one", bootstrap, tmp, topic), n, 1, limit),
+                ),
+                (
+                    "lean",
+                    "pipeline, 1 worker, mentions.scored off",
+                    lambda: measure_pipeline(Run("lean", bootstrap, tmp, topic, off), n, 1, limit),
+                ),
+                (
+                    "two",
+                    "pipeline, 2 workers",
+                    lambda: measure_pipeline(Run("two", bootstrap, tmp, topic), n, 2, limit),
+                ),
+            ]
+            got: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in phases}
             for r in range(repeats):
                 log(f"repeat {r + 1}/{repeats}")
-                phases: list[tuple[str, list[dict[str, Any]], Callable[[], dict[str, Any]]]] = [
-                    ("bare consumer", got["bare"], lambda: bare(bootstrap, topic, n)),
-                    (
-                        "bare consumer, GC tuned as in the worker",
-                        got["bare_gc"],
-                        lambda: bare(bootstrap, topic, n, tuned_gc=True),
-                    ),
-                    ("Kafka-only relay", got["relay"], lambda: relay(bootstrap, topic, n)),
-                    (
-                        f"empty Faust agent ({empty_n:,} records)",
-                        got["empty"],
-                        lambda: run_empty_agent(bootstrap, topic, empty_n, tmp, timeout=300),
-                    ),
-                    (
-                        "pipeline, 1 worker",
-                        got["one"],
-                        lambda: measure_pipeline(Run("one", bootstrap, tmp, topic), n, 1, limit),
-                    ),
-                    (
-                        "pipeline, 1 worker, mentions.scored off",
-                        got["lean"],
-                        lambda: measure_pipeline(
-                            Run("lean", bootstrap, tmp, topic, off), n, 1, limit
-                        ),
-                    ),
-                    (
-                        "pipeline, 2 workers",
-                        got["two"],
-                        lambda: measure_pipeline(Run("two", bootstrap, tmp, topic), n, 2, limit),
-                    ),
-                ]
-                for label, rows, measure in phases:
+                for key, label, measure in phases:
                     log(f"  {label} ...")
-                    rows.append(measure())
-                    log(f"  {label}: {progress_line(rows[-1])}")
+                    got[key].append(measure())
+                    log(f"  {label}: {progress_line(got[key][-1])}")
                 res["loads"].append(load1())
 
             def med(rows: list[dict[str, Any]], key: str) -> float:
@@ -967,13 +961,12 @@ def report(res: dict[str, Any], command: str, chart: str | None = None) -> str:
     lat, sc = res["latency"], res["scale"]
     loads = ", ".join(f"{x:.1f}" for x in res["loads"])
     # A result from before the core count was recorded says nothing about it.
-    cores_text = f"{n_cores} cores" if n_cores else "machine's cores"
-    shared = f"{n_cores} cores shared" if n_cores else "the cores shared"
+    some, whose = n_cores or "the", n_cores or "machine's"
     lines = [
         "## Pipeline end to end",
         "",
         f"Measured {res['date']} on {res['machine']}. 1-minute load average during the "
-        f"repeats: {loads} ({shared} with the broker and other work: figures are "
+        f"repeats: {loads} ({some} cores shared with the broker and other work: figures are "
         "conservative). Medians of the repeats; the last column lists every repeat.",
         f"Reproduce: `{command}`.",
         "",
@@ -1019,7 +1012,7 @@ def report(res: dict[str, Any], command: str, chart: str | None = None) -> str:
             else []
         ),
         "CPU s per M: the measured process(es), user + system, over the timed interval; "
-        f"broker CPU: the broker's JVM over the same interval. Both share the {cores_text}, so "
+        f"broker CPU: the broker's JVM over the same interval. Both share the {whose} cores, so "
         "the machine's cost of a mention is their sum. (r) is the part of the gap between "
         "(a) and (b) that Kafka's writes take; the rest is the pipeline's own work.",
         *(["", ceiling_text(res)] if n_cores else []),
