@@ -18,10 +18,25 @@ import pytest
 from tests.kafka_support import PROJECT, SecureKafka, WorkerFactory, port_open
 
 TEST_STATE = PROJECT / ".cache" / "test-kafka"
+KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
 #: The session broker's SASL_SSL listener is on its port + this.
 SASL_SSL_OFFSET = 2
 #: The SCRAM password of the test brokers' user: distinctive, so a leak is found.
 SCRAM_PASSWORD = "scram-7c41-never-print"
+
+
+def fresh_broker(state: Path, port: int) -> dict[str, str]:
+    """kafka.sh reset + start in ``state``: PLAINTEXT on ``port``, SASL_SSL on port + offset.
+
+    Returns the environment that stops it again.
+    """
+    env = {**os.environ, "KAFKA_HOME_DIR": str(state), "KAFKA_SCRAM_PASSWORD": SCRAM_PASSWORD}
+    subprocess.run(["bash", str(KAFKA_SH), "reset"], env=env, check=True, capture_output=True)
+    sasl = ["--sasl-ssl-port", str(port + SASL_SSL_OFFSET)]
+    subprocess.run(
+        ["bash", str(KAFKA_SH), "start", "--port", str(port), *sasl], env=env, check=True
+    )
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -31,27 +46,10 @@ def kafka_bootstrap() -> Iterator[str]:
         yield external
         return
     port = int(os.environ.get("CRISISWATCH_TEST_KAFKA_PORT", "29092"))
-    env = {**os.environ, "KAFKA_HOME_DIR": str(TEST_STATE), "KAFKA_SCRAM_PASSWORD": SCRAM_PASSWORD}
-    script = PROJECT / "deploy" / "kafka" / "kafka.sh"
-    started = not port_open(port)
-    if started:
-        subprocess.run(["bash", str(script), "reset"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            [
-                "bash",
-                str(script),
-                "start",
-                "--port",
-                str(port),
-                "--sasl-ssl-port",
-                str(port + SASL_SSL_OFFSET),
-            ],
-            env=env,
-            check=True,
-        )
+    env = fresh_broker(TEST_STATE, port) if not port_open(port) else None
     yield f"127.0.0.1:{port}"
-    if started:
-        subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+    if env is not None:
+        subprocess.run(["bash", str(KAFKA_SH), "stop"], env=env, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -59,27 +57,20 @@ def kafka_secure(kafka_bootstrap: str) -> Iterator[SecureKafka]:
     """A SASL_SSL (SCRAM-SHA-512) listener on a real local broker: the session
     broker's, or (an external or older session broker without one) a broker
     of its own, started here and stopped at the end."""
-    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+    port = int(kafka_bootstrap.rsplit(":", 1)[1]) + SASL_SSL_OFFSET
     cafile = TEST_STATE / "kafka-single" / "tls" / "ca.pem"
     external = os.environ.get("CRISISWATCH_TEST_BOOTSTRAP")
-    if not external and port_open(port + SASL_SSL_OFFSET) and cafile.is_file():
-        yield SecureKafka(f"127.0.0.1:{port + SASL_SSL_OFFSET}", str(cafile), SCRAM_PASSWORD)
+    if not external and port_open(port) and cafile.is_file():
+        yield SecureKafka(f"127.0.0.1:{port}", str(cafile), SCRAM_PASSWORD)
         return
     state = PROJECT / ".cache" / "test-kafka-secure"
-    env = {**os.environ, "KAFKA_HOME_DIR": str(state), "KAFKA_SCRAM_PASSWORD": SCRAM_PASSWORD}
-    script = PROJECT / "deploy" / "kafka" / "kafka.sh"
     own = int(os.environ.get("CRISISWATCH_TEST_SECURE_KAFKA_PORT", "29192"))
-    subprocess.run(["bash", str(script), "reset"], env=env, check=True, capture_output=True)
-    subprocess.run(
-        ["bash", str(script), "start", "--port", str(own), "--sasl-ssl-port", str(own + 2)],
-        env=env,
-        check=True,
-    )
+    env = fresh_broker(state, own)
     try:
         cafile = state / "kafka-single" / "tls" / "ca.pem"
-        yield SecureKafka(f"127.0.0.1:{own + 2}", str(cafile), SCRAM_PASSWORD)
+        yield SecureKafka(f"127.0.0.1:{own + SASL_SSL_OFFSET}", str(cafile), SCRAM_PASSWORD)
     finally:
-        subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+        subprocess.run(["bash", str(KAFKA_SH), "stop"], env=env, check=False)
 
 
 @pytest.fixture

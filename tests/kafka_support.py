@@ -18,6 +18,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams.ports import free_port
+from streams.settings import Settings
 from streams.synth import QUICK_SETTINGS
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -55,14 +56,8 @@ class SecureKafka:
         }
 
     def kafka_python(self) -> dict[str, Any]:
-        """kafka-python's keyword arguments for this listener."""
-        return {
-            "security_protocol": "SASL_SSL",
-            "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_plain_username": self.username,
-            "sasl_plain_password": self.password,
-            "ssl_cafile": self.cafile,
-        }
+        """kafka-python's keyword arguments for this listener (the project's own mapping)."""
+        return Settings(kafka_bootstrap=self.bootstrap, **self.settings()).kafka_python_config()
 
 
 @dataclass

@@ -20,10 +20,8 @@ pytestmark = pytest.mark.kafka
 SCRIPT = PROJECT / "deploy" / "kafka" / "kafka.sh"
 
 
-def sh(
-    *args: str, state: Path, check: bool = True, jvm_opts: str = ""
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_HOME_DIR": str(state), "KAFKA_JVM_OPTS": jvm_opts}
+def sh(*args: str, state: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KAFKA_HOME_DIR": str(state)}
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
         env=env,
