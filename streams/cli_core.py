@@ -277,36 +277,66 @@ def broker() -> None:
     "--sasl-ssl-port",
     type=int,
     default=None,
-    help="also a SASL_SSL listener (SCRAM-SHA-512, TLS from a local CA) on this port "
-    "(single node; user KAFKA_SCRAM_USER / KAFKA_SCRAM_PASSWORD, default crisiswatch / "
-    "crisiswatch-local)",
+    help="also a SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN, TLS from a "
+    "local CA) on this port (single node; user KAFKA_SCRAM_USER / KAFKA_SCRAM_PASSWORD, "
+    "default crisiswatch / crisiswatch-local)",
 )
-def broker_start(port: int, cluster: bool, sasl_ssl_port: int | None) -> None:
-    """Fetch (once) and start the local broker; waits until it accepts connections."""
-    if sasl_ssl_port is not None and cluster:
-        raise ConfigError("--sasl-ssl-port is for the single-node broker, not --cluster")
-    extra = ["--sasl-ssl-port", str(sasl_ssl_port)] if sasl_ssl_port is not None else []
+@click.option(
+    "--ssl-port",
+    type=int,
+    default=None,
+    help="also an SSL listener on this port that requires a client certificate signed "
+    "by the local CA (mutual TLS; single node)",
+)
+def broker_start(port: int, cluster: bool, sasl_ssl_port: int | None, ssl_port: int | None) -> None:
+    """Fetch (once) and start the local broker; waits until it accepts connections.
+
+    Prints the ``export`` lines that reach it: the secured listener's when one is
+    asked for (SASL_SSL first, if both are).
+    """
+    for opt, val in (("--sasl-ssl-port", sasl_ssl_port), ("--ssl-port", ssl_port)):
+        if val is not None and cluster:
+            raise ConfigError(f"{opt} is for the single-node broker, not --cluster")
+    extra = [
+        *(["--sasl-ssl-port", str(sasl_ssl_port)] if sasl_ssl_port is not None else []),
+        *(["--ssl-port", str(ssl_port)] if ssl_port is not None else []),
+    ]
     run_kafka_sh("cluster-start" if cluster else "start", "--port", str(port), *extra)
-    if sasl_ssl_port is None:
+    if sasl_ssl_port is None and ssl_port is None:
         servers = ",".join(f"127.0.0.1:{port + i}" for i in range(3 if cluster else 1))
         click.echo(f"export CRISISWATCH_KAFKA_BOOTSTRAP={servers}")
         return
-    state = Path(os.environ.get("KAFKA_HOME_DIR") or PROJECT / ".cache")
-    for line in (
-        f"CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{sasl_ssl_port}",
-        "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
-        "CRISISWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
-        f"CRISISWATCH_KAFKA_SASL_USERNAME={os.environ.get('KAFKA_SCRAM_USER', 'crisiswatch')}",
-        # The variable itself when one is set (its value stays out of the output).
-        "CRISISWATCH_KAFKA_SASL_PASSWORD="
-        + (
-            '"$KAFKA_SCRAM_PASSWORD"'
-            if os.environ.get("KAFKA_SCRAM_PASSWORD")
-            else "crisiswatch-local"
-        ),
-        f"CRISISWATCH_KAFKA_SSL_CAFILE={state / 'kafka-single' / 'tls' / 'ca.pem'}",
-    ):
+    tls = Path(os.environ.get("KAFKA_HOME_DIR") or PROJECT / ".cache") / "kafka-single" / "tls"
+    if sasl_ssl_port is not None:
+        lines = [
+            f"CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{sasl_ssl_port}",
+            "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+            "CRISISWATCH_KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
+            f"CRISISWATCH_KAFKA_SASL_USERNAME={os.environ.get('KAFKA_SCRAM_USER', 'crisiswatch')}",
+            # The variable itself when one is set (its value stays out of the output).
+            "CRISISWATCH_KAFKA_SASL_PASSWORD="
+            + (
+                '"$KAFKA_SCRAM_PASSWORD"'
+                if os.environ.get("KAFKA_SCRAM_PASSWORD")
+                else "crisiswatch-local"
+            ),
+        ]
+    else:
+        lines = [
+            f"CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{ssl_port}",
+            "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SSL",
+            f"CRISISWATCH_KAFKA_SSL_CERTFILE={tls / 'client.pem'}",
+            f"CRISISWATCH_KAFKA_SSL_KEYFILE={tls / 'client.key'}",
+        ]
+    for line in (*lines, f"CRISISWATCH_KAFKA_SSL_CAFILE={tls / 'ca.pem'}"):
         click.echo(f"export {line}")
+    if sasl_ssl_port is not None and ssl_port is not None:
+        click.echo(
+            f"# mutual TLS instead: CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{ssl_port} "
+            "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SSL "
+            f"CRISISWATCH_KAFKA_SSL_CERTFILE={tls / 'client.pem'} "
+            f"CRISISWATCH_KAFKA_SSL_KEYFILE={tls / 'client.key'}"
+        )
 
 
 @broker.command("stop")

@@ -84,8 +84,67 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
-#: Failures that no retry will mend (wrong credentials, an untrusted certificate).
-PERMANENT = ("SaslAuthenticationFailed", "UnsupportedSaslMechanism", "CERTIFICATE_VERIFY_FAILED")
+#: Failures that no retry will mend (wrong credentials, an untrusted certificate, a
+#: client certificate the broker refuses or requires).
+PERMANENT = (
+    "SaslAuthenticationFailed",
+    "UnsupportedSaslMechanism",
+    "CERTIFICATE_VERIFY_FAILED",
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_CERTIFICATE_REQUIRED",
+    "ALERT_CERTIFICATE_UNKNOWN",
+    "ALERT_UNKNOWN_CA",
+)
+
+#: TLS alerts a broker sends about the client's certificate, and what they mean here.
+_CLIENT_CERT_ALERTS = {
+    "ALERT_BAD_CERTIFICATE": "refused",
+    "ALERT_CERTIFICATE_REQUIRED": "refused",
+    "ALERT_CERTIFICATE_UNKNOWN": "untrusted",
+    "ALERT_UNKNOWN_CA": "untrusted",
+}
+
+
+def tls_alert(settings: Settings, timeout: float = 5.0) -> str | None:
+    """The broker's TLS alert about this client's certificate, as a sentence (None: none).
+
+    A broker that requires client certificates (``ssl.client.auth=required``)
+    finishes the TLS 1.3 handshake and then sends an alert; the Kafka clients
+    see only a closed connection and retry. Here the first request (an
+    ApiVersions v0) is sent over a bare TLS socket so that the alert is read.
+    """
+    import socket
+    import struct
+
+    ctx = ssl_context(settings)
+    if ctx is None:
+        return None
+    body = struct.pack(">hhih", 18, 0, 1, 5) + b"probe"
+    for server in settings.bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with (
+                socket.create_connection((host, int(port)), timeout=timeout) as raw,
+                ctx.wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                tls.sendall(struct.pack(">i", len(body)) + body)
+                tls.recv(4)
+        except ssl.SSLError as exc:
+            reason = str(exc.reason or "")
+            kind = next((v for k, v in _CLIENT_CERT_ALERTS.items() if k in reason), None)
+            cert = settings.kafka_ssl_certfile
+            if kind is None:
+                continue
+            if not cert:
+                return (
+                    f"the broker requires a client certificate ({reason}): set "
+                    "CRISISWATCH_KAFKA_SSL_CERTFILE and CRISISWATCH_KAFKA_SSL_KEYFILE"
+                )
+            what = "does not trust" if kind == "untrusted" else "refused"
+            return f"the broker {what} the client certificate {cert} ({reason})"
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def connect_problem(settings: Settings, timeout: float = 15.0) -> str | None:
@@ -124,11 +183,14 @@ def connect_problem(settings: Settings, timeout: float = 15.0) -> str | None:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, probe()).result()
     except (KafkaError, OSError, TimeoutError) as exc:
-        return "; ".join(dict.fromkeys(reasons)) or f"{type(exc).__name__}: {exc}"
+        why = "; ".join(dict.fromkeys(reasons)) or f"{type(exc).__name__}: {exc}"
+    else:
+        return None
     finally:
         aio_log.removeHandler(catch)
         aio_log.propagate = propagate
-    return None
+    alert = tls_alert(settings) if "closed" in why else None
+    return f"{alert}; {why}" if alert else why
 
 
 class Recovery:

@@ -15,24 +15,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka_support import PROJECT, SecureKafka, WorkerFactory, port_open
+from tests.kafka_support import (
+    PROJECT,
+    SASL_SSL_OFFSET,
+    SSL_OFFSET,
+    SecureKafka,
+    WorkerFactory,
+    port_open,
+)
 
 TEST_STATE = PROJECT / ".cache" / "test-kafka"
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
-#: The session broker's SASL_SSL listener is on its port + this.
-SASL_SSL_OFFSET = 2
 #: The SCRAM password of the test brokers' user: distinctive, so a leak is found.
 SCRAM_PASSWORD = "scram-7c41-never-print"
 
 
 def fresh_broker(state: Path, port: int) -> dict[str, str]:
-    """kafka.sh reset + start in ``state``: PLAINTEXT on ``port``, SASL_SSL on port + offset.
+    """kafka.sh reset + start in ``state``: PLAINTEXT on ``port``, SASL_SSL and SSL
+    (client certificates required) on port + their offsets.
 
     Returns the environment that stops it again.
     """
     env = {**os.environ, "KAFKA_HOME_DIR": str(state), "KAFKA_SCRAM_PASSWORD": SCRAM_PASSWORD}
     subprocess.run(["bash", str(KAFKA_SH), "reset"], env=env, check=True, capture_output=True)
-    sasl = ["--sasl-ssl-port", str(port + SASL_SSL_OFFSET)]
+    sasl = ["--sasl-ssl-port", str(port + SASL_SSL_OFFSET), "--ssl-port", str(port + SSL_OFFSET)]
     subprocess.run(
         ["bash", str(KAFKA_SH), "start", "--port", str(port), *sasl], env=env, check=True
     )
@@ -54,21 +60,27 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_secure(kafka_bootstrap: str) -> Iterator[SecureKafka]:
-    """A SASL_SSL (SCRAM-SHA-512) listener on a real local broker: the session
-    broker's, or (an external or older session broker without one) a broker
-    of its own, started here and stopped at the end."""
-    port = int(kafka_bootstrap.rsplit(":", 1)[1]) + SASL_SSL_OFFSET
-    cafile = TEST_STATE / "kafka-single" / "tls" / "ca.pem"
+    """The secured listeners of a real local broker: SASL_SSL (SCRAM-SHA-512,
+    SCRAM-SHA-256, PLAIN) and SSL with client certificates. The session broker's,
+    or (an external or older session broker without them) a broker of its own,
+    started here and stopped at the end."""
+    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+    tls = TEST_STATE / "kafka-single" / "tls"
     external = os.environ.get("CRISISWATCH_TEST_BOOTSTRAP")
-    if not external and port_open(port) and cafile.is_file():
-        yield SecureKafka(f"127.0.0.1:{port}", str(cafile), SCRAM_PASSWORD)
+    if (
+        not external
+        and port_open(port + SASL_SSL_OFFSET)
+        and port_open(port + SSL_OFFSET)
+        and (tls / "client.pem").is_file()
+    ):
+        yield SecureKafka.local(port + SASL_SSL_OFFSET, port + SSL_OFFSET, tls, SCRAM_PASSWORD)
         return
     state = PROJECT / ".cache" / "test-kafka-secure"
     own = int(os.environ.get("CRISISWATCH_TEST_SECURE_KAFKA_PORT", "29192"))
     env = fresh_broker(state, own)
     try:
-        cafile = state / "kafka-single" / "tls" / "ca.pem"
-        yield SecureKafka(f"127.0.0.1:{own + SASL_SSL_OFFSET}", str(cafile), SCRAM_PASSWORD)
+        tls = state / "kafka-single" / "tls"
+        yield SecureKafka.local(own + SASL_SSL_OFFSET, own + SSL_OFFSET, tls, SCRAM_PASSWORD)
     finally:
         subprocess.run(["bash", str(KAFKA_SH), "stop"], env=env, check=False)
 

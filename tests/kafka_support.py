@@ -22,6 +22,9 @@ from streams.settings import Settings
 from streams.synth import QUICK_SETTINGS
 
 PROJECT = Path(__file__).resolve().parent.parent
+#: A test broker's SASL_SSL listener is on its port + this, its mutual-TLS one on + 1 more.
+SASL_SSL_OFFSET = 2
+SSL_OFFSET = 3
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -32,12 +35,37 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 @dataclass(frozen=True)
 class SecureKafka:
-    """A SASL_SSL listener of a local broker (deploy/kafka/kafka.sh --sasl-ssl-port)."""
+    """The secured listeners of a local broker (deploy/kafka/kafka.sh --sasl-ssl-port
+    --ssl-port): SASL_SSL at ``bootstrap``, SSL with a client certificate at ``ssl_bootstrap``."""
 
     bootstrap: str
     cafile: str
     password: str
     username: str = "crisiswatch"
+    ssl_bootstrap: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+
+    @classmethod
+    def local(cls, sasl_port: int, ssl_port: int, tls: Path, password: str) -> SecureKafka:
+        """The listeners of a kafka.sh broker whose TLS material is in ``tls``."""
+        return cls(
+            f"127.0.0.1:{sasl_port}",
+            str(tls / "ca.pem"),
+            password,
+            ssl_bootstrap=f"127.0.0.1:{ssl_port}",
+            certfile=str(tls / "client.pem"),
+            keyfile=str(tls / "client.key"),
+        )
+
+    def mtls_settings(self, **overrides: str) -> dict[str, str]:
+        """The worker's settings for the mutual-TLS listener (bootstrap: ``ssl_bootstrap``)."""
+        return {
+            "kafka_security_protocol": "SSL",
+            "kafka_ssl_cafile": self.cafile,
+            "kafka_ssl_certfile": self.certfile,
+            "kafka_ssl_keyfile": self.keyfile,
+        } | overrides
 
     def settings(self, **overrides: str) -> dict[str, str]:
         """The worker's settings (WorkerFactory.settings keys) for this listener."""

@@ -59,7 +59,8 @@ def test_bench_pipeline_names_a_broker_it_cannot_reach() -> None:
     assert "cannot reach the broker at 127.0.0.1:1 over SASL_SSL" in err
 
 
-def test_broker_start_keeps_the_sasl_listener_to_the_single_node() -> None:
-    p = run("broker", "start", "--cluster", "--sasl-ssl-port", "29999")
+@pytest.mark.parametrize("option", ["--sasl-ssl-port", "--ssl-port"])
+def test_broker_start_keeps_the_secured_listeners_to_the_single_node(option: str) -> None:
+    p = run("broker", "start", "--cluster", option, "29999")
     assert p.returncode == 2
-    assert "--sasl-ssl-port is for the single-node broker" in one_line_error(p)
+    assert f"{option} is for the single-node broker" in one_line_error(p)

@@ -5,8 +5,11 @@
 #   deploy/kafka/kafka.sh fetch                 resolve the broker jars into .cache/kafka/<version>/libs
 #   deploy/kafka/kafka.sh start  [--port P]     single node on 127.0.0.1:P (default 9092)
 #        [--sasl-ssl-port S]                    and a SASL_SSL listener on 127.0.0.1:S: SCRAM-SHA-512,
-#                                               TLS from a local CA (<state>/kafka-single/tls/ca.pem), user
-#                                               KAFKA_SCRAM_USER / KAFKA_SCRAM_PASSWORD (crisiswatch / crisiswatch-local)
+#                                               SCRAM-SHA-256 and PLAIN, TLS from a local CA
+#                                               (<state>/kafka-single/tls/ca.pem), user KAFKA_SCRAM_USER /
+#                                               KAFKA_SCRAM_PASSWORD (crisiswatch / crisiswatch-local)
+#        [--ssl-port T]                         and an SSL listener on 127.0.0.1:T that requires a client
+#                                               certificate signed by that CA (tls/client.pem, tls/client.key)
 #   deploy/kafka/kafka.sh stop | status | logs
 #   deploy/kafka/kafka.sh cluster-start [--port P]   three nodes on P, P+1, P+2 (default 19092)
 #   deploy/kafka/kafka.sh cluster-stop | cluster-status
@@ -61,14 +64,19 @@ classpath() { echo "$libs/*"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # write_config NODE_DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION
-# [SASL_SSL_PORT]: also a SASL_SSL listener there (secure_material must have run).
+# [SASL_SSL_PORT [SSL_PORT]]: also a SASL_SSL listener there, and an SSL listener that
+# requires a client certificate (secure_material must have run for either).
 write_config() {
-  local dir="$1" id="$2" port="$3" cport="$4" voters="$5" rf="$6" sport="${7:-}" minisr
+  local dir="$1" id="$2" port="$3" cport="$4" voters="$5" rf="$6" sport="${7:-}" tport="${8:-}" minisr
   local listeners="PLAINTEXT://127.0.0.1:$port" map="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
   minisr=$(( rf > 1 ? 2 : 1 ))
   if [[ -n "$sport" ]]; then
     listeners="$listeners,SASL_SSL://127.0.0.1:$sport"
     map="$map,SASL_SSL:SASL_SSL"
+  fi
+  if [[ -n "$tport" ]]; then
+    listeners="$listeners,SSL://127.0.0.1:$tport"
+    map="$map,SSL:SSL"
   fi
   mkdir -p "$dir/data" "$dir/logs"
   cat >"$dir/server.properties" <<EOF
@@ -97,22 +105,38 @@ message.max.bytes=4194304
 replica.fetch.max.bytes=4194304
 EOF
   if [[ -n "$sport" ]]; then
+    # PLAIN's users are in the listener's JAAS line (this file is for a local broker only);
+    # the SCRAM users are written into the metadata log when the storage is formatted.
     cat >>"$dir/server.properties" <<EOF
-sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$scram_user="$scram_password";
+EOF
+  fi
+  if [[ -n "$sport" || -n "$tport" ]]; then
+    cat >>"$dir/server.properties" <<EOF
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$dir/tls/server.p12
 ssl.keystore.password=$(cat "$dir/tls/keystore.password")
 EOF
   fi
+  if [[ -n "$tport" ]]; then
+    cat >>"$dir/server.properties" <<EOF
+listener.name.ssl.ssl.client.auth=required
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$dir/tls/ca.pem
+EOF
+  fi
 }
 
-# secure_material NODE_DIR: a local CA and a server certificate for 127.0.0.1 and
-# localhost signed by it (a PKCS12 keystore for the broker), once per state folder.
+# secure_material NODE_DIR: a local CA, a server certificate for 127.0.0.1 and
+# localhost signed by it (a PKCS12 keystore for the broker) and a client certificate
+# (CN = the SCRAM user), once per state folder.
 secure_material() {
   local tls="$1/tls" pw
-  [[ -f "$tls/server.p12" ]] && return 0
-  command -v openssl >/dev/null || die "openssl not found; install it (apt-get install openssl) for --sasl-ssl-port"
+  [[ -f "$tls/server.p12" && -f "$tls/client.pem" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found; install it (apt-get install openssl) for --sasl-ssl-port/--ssl-port"
   mkdir -p "$tls"
   pw="$(openssl rand -hex 16)"
   {
@@ -125,7 +149,13 @@ secure_material() {
     openssl x509 -req -days 3650 -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
       -CAcreateserial -extfile "$tls/server.ext" -out "$tls/server.pem" &&
     openssl pkcs12 -export -in "$tls/server.pem" -inkey "$tls/server.key" -certfile "$tls/ca.pem" \
-      -name broker -out "$tls/server.p12.tmp" -passout "pass:$pw"
+      -name broker -out "$tls/server.p12.tmp" -passout "pass:$pw" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$scram_user" \
+      -keyout "$tls/client.key" -out "$tls/client.csr" &&
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=clientAuth" >"$tls/client.ext" &&
+    openssl x509 -req -days 3650 -in "$tls/client.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+      -CAcreateserial -extfile "$tls/client.ext" -out "$tls/client.pem"
   } >"$tls/openssl.log" 2>&1 || die "making the TLS material failed; see $tls/openssl.log"
   echo "$pw" >"$tls/keystore.password"
   mv "$tls/server.p12.tmp" "$tls/server.p12"
@@ -145,7 +175,8 @@ start_node() {
   local scram=()
   if grep -q '^sasl.enabled.mechanisms=SCRAM' "$dir/server.properties"; then
     # SCRAM users live in the metadata log: they are written when the storage is formatted.
-    scram=(--add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]")
+    scram=(--add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]"
+      --add-scram "SCRAM-SHA-256=[name=$scram_user,password=$scram_password]")
     if [[ -f "$dir/data/meta.properties" && "$(cat "$dir/scram.user" 2>/dev/null)" != "$scram_user" ]]; then
       die "the storage in $dir was formatted without the SCRAM user $scram_user; run 'kafka.sh reset' first"
     fi
@@ -241,17 +272,21 @@ cluster_id() {
 parse_port() {
   port="$1"; shift
   sasl_ssl_port=""
+  ssl_port=""
   while (( $# )); do
     case "$1" in
       --port) port="$2"; shift 2 ;;
       --port=*) port="${1#--port=}"; shift ;;
       --sasl-ssl-port) (( $# > 1 )) || die "--sasl-ssl-port needs a port"; sasl_ssl_port="$2"; shift 2 ;;
       --sasl-ssl-port=*) sasl_ssl_port="${1#--sasl-ssl-port=}"; shift ;;
+      --ssl-port) (( $# > 1 )) || die "--ssl-port needs a port"; ssl_port="$2"; shift 2 ;;
+      --ssl-port=*) ssl_port="${1#--ssl-port=}"; shift ;;
       *) die "unknown option $1" ;;
     esac
   done
   [[ "$port" =~ ^[0-9]+$ ]] || die "port must be a number, got '$port'"
   [[ -z "$sasl_ssl_port" || "$sasl_ssl_port" =~ ^[0-9]+$ ]] || die "--sasl-ssl-port must be a number, got '$sasl_ssl_port'"
+  [[ -z "$ssl_port" || "$ssl_port" =~ ^[0-9]+$ ]] || die "--ssl-port must be a number, got '$ssl_port'"
 }
 
 scram_user="${KAFKA_SCRAM_USER:-crisiswatch}"
@@ -276,16 +311,28 @@ case "$cmd" in
       if [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null && ! port_open "$sasl_ssl_port"; then
         die "the local broker runs without a SASL_SSL listener on $sasl_ssl_port; stop it first"
       fi
-      secure_material "$single_dir"
     fi
-    write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1 "$sasl_ssl_port"
+    if [[ -n "$ssl_port" ]]; then
+      if port_open "$ssl_port" && ! port_open "$port"; then
+        die "port $ssl_port is already in use by another process; choose another with --ssl-port"
+      fi
+      if [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null && ! port_open "$ssl_port"; then
+        die "the local broker runs without an SSL listener on $ssl_port; stop it first"
+      fi
+    fi
+    if [[ -n "$sasl_ssl_port$ssl_port" ]]; then secure_material "$single_dir"; fi
+    write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1 "$sasl_ssl_port" "$ssl_port"
     echo "$port" >"$single_dir/port"
     start_node "$single_dir" "$(cluster_id "$single_dir")" "$port" "${KAFKA_HEAP:-512m}"
     wait_ready "$single_dir" "$port"
     say "broker ready on 127.0.0.1:$port (logs: $single_dir/logs/server.log)"
     if [[ -n "$sasl_ssl_port" ]]; then
       wait_ready "$single_dir" "$sasl_ssl_port"
-      say "SASL_SSL listener on 127.0.0.1:$sasl_ssl_port (SCRAM-SHA-512 user $scram_user, CA $single_dir/tls/ca.pem)"
+      say "SASL_SSL listener on 127.0.0.1:$sasl_ssl_port (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN; user $scram_user, CA $single_dir/tls/ca.pem)"
+    fi
+    if [[ -n "$ssl_port" ]]; then
+      wait_ready "$single_dir" "$ssl_port"
+      say "SSL listener on 127.0.0.1:$ssl_port (client certificate required: $single_dir/tls/client.pem, client.key; CA $single_dir/tls/ca.pem)"
     fi
     ;;
   stop) stop_node "$single_dir"; say "single-node broker stopped" ;;

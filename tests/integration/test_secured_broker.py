@@ -1,5 +1,6 @@
-"""The pipeline and its benchmark against a real SASL_SSL listener (SCRAM-SHA-512 over TLS
-from a local CA; deploy/kafka/kafka.sh --sasl-ssl-port).
+"""The pipeline and its benchmark against real secured listeners: SASL_SSL (SCRAM-SHA-512,
+SCRAM-SHA-256 and PLAIN over TLS from a local CA) and SSL with client certificates
+(deploy/kafka/kafka.sh --sasl-ssl-port --ssl-port).
 
 tests/reliability/test_security.py checks statically and with stand-in client classes
 that every Kafka client gets the security settings, and runs a worker's whole job over
@@ -12,22 +13,69 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams import bench_pipeline as bp
-from tests.kafka_support import PROJECT, SecureKafka, WorkerFactory
+from streams.recovery import connect_problem
+from streams.settings import Settings
+from streams.synth import surge_stream
+from tests.cli_support import run
+from tests.kafka_support import PROJECT, SASL_SSL_OFFSET, SecureKafka, WorkerFactory
+from tests.malformed import malformed
 from tests.reliability.support import wait_until
 
 pytestmark = pytest.mark.kafka
 
 
+#: Each way in that a deployment may use: (bootstrap, worker settings) of the listener.
+LOGINS: dict[str, Callable[[SecureKafka], tuple[str, dict[str, str]]]] = {
+    "SCRAM-SHA-256": lambda k: (k.bootstrap, k.settings(kafka_sasl_mechanism="SCRAM-SHA-256")),
+    "PLAIN": lambda k: (k.bootstrap, k.settings(kafka_sasl_mechanism="PLAIN")),
+    "mutual TLS": lambda k: (k.ssl_bootstrap, k.mtls_settings()),
+}
+
+
+@pytest.mark.parametrize("login", list(LOGINS))
+def test_a_worker_does_its_whole_job_with_each_login(
+    kafka_secure: SecureKafka, tmp_path: Path, login: str
+) -> None:
+    # Every client of the worker (kafka-python for the topics, aiokafka for ingest and
+    # recovery, Faust for detect and events) authenticates the same way.
+    bootstrap, settings = LOGINS[login](kafka_secure)
+    client = Settings(kafka_bootstrap=bootstrap, **settings).kafka_python_config()
+    workers = WorkerFactory(bootstrap, tmp_path, settings=settings, client=client)
+    mentions = surge_stream(["acme", "globex", "initech"], 3_000, surge_brand="initech", seed=5)
+    bad = malformed(6)
+    try:
+        w = workers.start()
+        records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
+        workers.produce(workers.topic("raw"), records + [(k, v) for k, v, _ in bad])
+        assert wait_until(lambda: sum(w.get("/stats")["brands"].values()) >= len(mentions), 120, 1)
+        counted = w.get("/stats")["brands"]
+        dead = workers.consume(workers.topic("deadletter"), until=len(bad), timeout=60)
+        scored = workers.consume(workers.topic("scored"), until=len(mentions), timeout=60)
+        events = workers.consume(workers.topic("events"), idle=3, timeout=60)
+    finally:
+        workers.stop_all()
+    assert counted == dict(Counter(m["brand"] for m in mentions))
+    assert len(scored) == len(mentions) and len(dead) == len(bad)
+    opened = [orjson.loads(e.value) for e in events]
+    assert any(e["brand"] == "initech" and e["status"] == "opened" for e in opened), opened
+
+
 def run_worker(kafka: SecureKafka, tmp: Path, **settings: str) -> tuple[int, str, float]:
-    """A worker with these settings over the listener, to its exit: (code, output, seconds)."""
-    env = WorkerFactory(kafka.bootstrap, tmp, settings=kafka.settings(**settings)).env(
-        data_dir=str(tmp / "w")
-    )
+    """A worker with these settings over the SASL_SSL listener, to its exit: (code, output, seconds)."""
+    return run_worker_at(kafka.bootstrap, tmp, kafka.settings(**settings))
+
+
+def run_worker_at(bootstrap: str, tmp: Path, settings: dict[str, str]) -> tuple[int, str, float]:
+    """A worker with these settings, to its exit: (code, output, seconds)."""
+    env = WorkerFactory(bootstrap, tmp, settings=settings).env(data_dir=str(tmp / "w"))
     t0 = time.monotonic()
     p = subprocess.run(
         [sys.executable, "-m", "streams", "worker"],
@@ -51,26 +99,45 @@ def test_a_worker_with_a_wrong_password_says_why_and_exits(
     assert took < 25, took
 
 
+def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    """A certificate (and its key) from a CA the broker does not know."""
+    cert, key = tmp / f"{name}.pem", tmp / f"{name}.key"
+    args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}"]
+    keys = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(["openssl", *args, *keys], check=True, capture_output=True)
+    return cert, key
+
+
 def test_a_worker_that_does_not_trust_the_certificate_says_why(
     kafka_secure: SecureKafka, tmp_path: Path
 ) -> None:
-    other_ca = tmp_path / "other-ca.pem"
-    args = [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=not-the-brokers-CA",
-    ]
-    keys = ["-keyout", str(tmp_path / "k.pem"), "-out", str(other_ca)]
-    subprocess.run(["openssl", *args, *keys], check=True, capture_output=True)
+    other_ca, _ = self_signed(tmp_path, "not-the-brokers-CA")
     code, out, _ = run_worker(kafka_secure, tmp_path, kafka_ssl_cafile=str(other_ca))
     assert code == 3, out[-2000:]
     assert "CERTIFICATE_VERIFY_FAILED" in out
+
+
+def test_a_worker_without_the_client_certificate_the_broker_requires_says_so(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    # The broker sends its alert after the handshake: the Kafka clients saw only a
+    # closed connection and retried for 30 s before "Unable to bootstrap".
+    settings = kafka_secure.mtls_settings(kafka_ssl_certfile="", kafka_ssl_keyfile="")
+    code, out, took = run_worker_at(kafka_secure.ssl_bootstrap, tmp_path, settings)
+    assert code == 3, out[-2000:]
+    assert "requires a client certificate" in out and "CRISISWATCH_KAFKA_SSL_CERTFILE" in out
+    assert took < 25, took
+
+
+def test_a_worker_whose_client_certificate_the_broker_does_not_trust_says_so(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path, "crisiswatch")
+    settings = kafka_secure.mtls_settings(kafka_ssl_certfile=str(cert), kafka_ssl_keyfile=str(key))
+    code, out, took = run_worker_at(kafka_secure.ssl_bootstrap, tmp_path, settings)
+    assert code == 3, out[-2000:]
+    assert f"does not trust the client certificate {cert}" in out
+    assert took < 25, took
 
 
 def test_bench_pipeline_phases_run_against_the_secured_listener(
@@ -112,3 +179,46 @@ def test_bench_pipeline_names_a_refused_login_at_once(
         monkeypatch.setenv(k, v)
     with pytest.raises(bp.ConfigError, match="SaslAuthenticationFailed"), bp.broker():
         pass
+
+
+def test_broker_start_prints_the_settings_that_reach_each_secured_listener(
+    kafka_secure: SecureKafka,
+) -> None:
+    # The broker of kafka_secure is running: `broker start` finds it so, and prints
+    # the lines a user pastes. Both sets must reach the broker.
+    sasl_port = int(kafka_secure.bootstrap.rsplit(":", 1)[1])
+    ssl_port = int(kafka_secure.ssl_bootstrap.rsplit(":", 1)[1])
+    state = Path(kafka_secure.cafile).parent.parent.parent
+    p = run(
+        "broker",
+        "start",
+        "--port",
+        str(sasl_port - SASL_SSL_OFFSET),
+        "--sasl-ssl-port",
+        str(sasl_port),
+        "--ssl-port",
+        str(ssl_port),
+        KAFKA_HOME_DIR=str(state),
+        KAFKA_SCRAM_PASSWORD=kafka_secure.password,
+    )
+    assert p.returncode == 0, p.stderr
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in p.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    # The password is named, not printed.
+    assert exports.pop("CRISISWATCH_KAFKA_SASL_PASSWORD") == '"$KAFKA_SCRAM_PASSWORD"'
+    assert kafka_secure.password not in p.stdout
+    mtls = dict(
+        word.split("=", 1)
+        for line in p.stdout.splitlines()
+        if line.startswith("# mutual TLS")
+        for word in line.split()
+        if "=" in word
+    )
+    for env, password in ((exports, kafka_secure.password), (exports | mtls, "")):
+        settings = {k.removeprefix("CRISISWATCH_").lower(): v for k, v in env.items()}
+        st = Settings(**settings, kafka_sasl_password=password)
+        assert connect_problem(st) is None, (st.kafka_bootstrap, st.kafka_security_protocol)
+    assert mtls["CRISISWATCH_KAFKA_SECURITY_PROTOCOL"] == "SSL"
