@@ -29,12 +29,13 @@ def worker(loglevel: str | None) -> None:
 
     from . import memory
     from .app import create_app
-    from .kafka_util import ensure_topics
+    from .kafka_util import check_access, ensure_topics
 
     settings = load_settings()
     created = ensure_topics(settings)
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
+    check_access(settings)
     app = create_app(settings)
     # Start-up (model, numba kernels, app) is done: tune the collector for the hot path.
     memory.service_gc(settings.gc_young_threshold)

@@ -26,6 +26,12 @@ class BrokerUnavailable(CrisiswatchError):
     exit_code = 3
 
 
+class NotAuthorized(CrisiswatchError):
+    """The broker refused an operation to this client's identity (its ACLs)."""
+
+    exit_code = 5
+
+
 class InputFileError(CrisiswatchError):
     """A file given on the command line cannot be read or parsed."""
 

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
-from .errors import BrokerUnavailable, ConfigError
+from .errors import BrokerUnavailable, ConfigError, NotAuthorized
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def require_bootstrap(settings: Settings) -> list[str]:
@@ -125,6 +133,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
                     f"Kafka at {settings.kafka_bootstrap}: {why or exc}"
                 ) from None
             time.sleep(0.5)
+    new: list[NewTopic] = []
     try:
         existing = set(admin.list_topics())
         new = [
@@ -144,5 +153,125 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new, timeout_ms=15_000)
         return [t.name for t in new]
+    except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+        names = ", ".join(t.name for t in new) or "(listing them was refused)"
+        raise NotAuthorized(
+            f"Kafka at {settings.kafka_bootstrap}: {identity(settings)} may not see or create "
+            f"the topics {names}; create them beforehand as a user who may (crisiswatch "
+            "topics) and grant this one its operations on them, or let it create them "
+            "(docs/operations.md, 'Kafka ACLs')"
+        ) from None
     finally:
         admin.close()
+
+
+def identity(settings: Settings) -> str:
+    """Who the broker sees, for an error message (never a secret)."""
+    if settings.kafka_security_protocol.startswith("SASL"):
+        return f"the user {settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism})"
+    if settings.kafka_ssl_certfile:
+        return f"the client certificate {settings.kafka_ssl_certfile}"
+    return "this client (no authentication: the broker's ANONYMOUS user)"
+
+
+def required_access(settings: Settings) -> tuple[dict[str, set[str]], list[str]]:
+    """What a worker does on the broker: operations per topic, and its consumer groups."""
+    from .fastpath import ingest_group
+    from .recovery import checkpoint_topic, envelope_topic
+
+    topics: dict[str, set[str]] = {
+        settings.topic_raw: {"READ"},
+        settings.topic_deadletter: {"WRITE"},
+        settings.topic_events: {"WRITE"},
+        envelope_topic(settings): {"READ", "WRITE"},
+        checkpoint_topic(settings): {"READ", "WRITE"},
+    }
+    if settings.publish_scored:
+        topics.setdefault(settings.topic_scored, set()).add("WRITE")
+    return topics, [settings.app_id, ingest_group(settings)]
+
+
+def acl_recipe(settings: Settings) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """The ACLs a worker's principal needs: (resource type, name, pattern type, operations).
+
+    The public topics are named one by one (create them beforehand, or add
+    CREATE on them); the worker's own topics (envelopes, checkpoints, Faust's
+    leader topic) and its consumer groups all start with the app id.
+    """
+    topics, _ = required_access(settings)
+    out: list[tuple[str, str, str, tuple[str, ...]]] = [
+        ("TOPIC", t, "LITERAL", (*sorted(ops), "DESCRIBE"))
+        for t, ops in topics.items()
+        if not t.startswith(settings.app_id)
+    ]
+    out.append(("TOPIC", settings.app_id, "PREFIXED", ("ALL",)))
+    out.append(("GROUP", settings.app_id, "PREFIXED", ("READ",)))
+    return out
+
+
+def check_access(settings: Settings) -> None:
+    """Raise NotAuthorized, naming every missing permission, if the broker's ACLs
+    would stop the worker; otherwise return.
+
+    Without it a worker whose user may not join its consumer groups waits
+    forever and logs nothing, and one that may not read or write a topic fails
+    later, one topic at a time. A broker that does not report the authorized
+    operations (no authorizer, an old version) is taken at its word: nothing
+    is refused here.
+    """
+    from kafka.errors import GroupAuthorizationFailedError
+
+    topics, groups = required_access(settings)
+    admin = KafkaAdminClient(**_common(settings), request_timeout_ms=10_000)
+    missing: list[str] = []
+    try:
+        try:
+            described = admin.describe_topics(sorted(topics))
+        except KafkaError as exc:  # the check is a courtesy: the clients will say it later
+            log.warning("could not check the access to the topics: %r", exc)
+            described = []
+        for t in described:
+            allowed = t.get("authorized_operations")
+            if t.get("error_code") == 29:  # TOPIC_AUTHORIZATION_FAILED: not even DESCRIBE
+                allowed = []
+            elif not allowed:  # not reported (a visible topic allows DESCRIBE at least)
+                continue
+            missing += [
+                f"{op} on topic {t['name']}" for op in sorted(topics[t["name"]] - set(allowed))
+            ]
+        for g in groups:
+            try:
+                desc = _describe_group(admin, g)
+            except GroupAuthorizationFailedError:
+                missing.append(f"READ on group {g}")
+                continue
+            except KafkaError as exc:  # the check is a courtesy: the consumers will retry
+                log.warning("could not check the access to group %s: %r", g, exc)
+                continue
+            ops = desc.get("authorized_operations")
+            if ops is not None and "READ" not in ops:
+                missing.append(f"READ on group {g}")
+    finally:
+        admin.close()
+    if missing:
+        raise NotAuthorized(
+            f"Kafka at {settings.kafka_bootstrap}: {identity(settings)} lacks "
+            + "; ".join(missing)
+            + ". Grant them (docs/operations.md, 'Kafka ACLs')"
+        )
+
+
+def _describe_group(admin: KafkaAdminClient, group: str, timeout: float = 15.0) -> dict[str, Any]:
+    """``describe_groups`` of one group, retried while its coordinator is not ready
+    (a new broker creates ``__consumer_offsets`` at the first lookup)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            res: dict[str, Any] = admin.describe_groups(
+                [group], include_authorized_operations=True
+            ).get(group, {})
+            return res
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -45,6 +45,8 @@ class SecureKafka:
     ssl_bootstrap: str = ""
     certfile: str = ""
     keyfile: str = ""
+    #: The same broker's PLAINTEXT listener (a super user: topics and ACLs for the tests).
+    admin_bootstrap: str = ""
 
     @classmethod
     def local(cls, sasl_port: int, ssl_port: int, tls: Path, password: str) -> SecureKafka:
@@ -56,7 +58,12 @@ class SecureKafka:
             ssl_bootstrap=f"127.0.0.1:{ssl_port}",
             certfile=str(tls / "client.pem"),
             keyfile=str(tls / "client.key"),
+            admin_bootstrap=f"127.0.0.1:{sasl_port - SASL_SSL_OFFSET}",
         )
+
+    def guest_settings(self) -> dict[str, str]:
+        """The worker's settings as "guest", who may do only what ACLs grant it."""
+        return self.settings(kafka_sasl_mechanism="PLAIN", kafka_sasl_username="guest")
 
     def mtls_settings(self, **overrides: str) -> dict[str, str]:
         """The worker's settings for the mutual-TLS listener (bootstrap: ``ssl_bootstrap``)."""

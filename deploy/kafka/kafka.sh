@@ -8,6 +8,9 @@
 #                                               SCRAM-SHA-256 and PLAIN, TLS from a local CA
 #                                               (<state>/kafka-single/tls/ca.pem), user KAFKA_SCRAM_USER /
 #                                               KAFKA_SCRAM_PASSWORD (crisiswatch / crisiswatch-local)
+#                                               With either secured listener ACLs are enforced: that user,
+#                                               its certificate and PLAINTEXT are super users; the PLAIN
+#                                               user "guest" (same password) may do what it is granted
 #        [--ssl-port T]                         and an SSL listener on 127.0.0.1:T that requires a client
 #                                               certificate signed by that CA (tls/client.pem, tls/client.key)
 #   deploy/kafka/kafka.sh stop | status | logs
@@ -111,11 +114,16 @@ EOF
 sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$scram_user="$scram_password";
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$scram_user="$scram_password" user_guest="$scram_password";
 EOF
   fi
   if [[ -n "$sport" || -n "$tport" ]]; then
+    # ACLs are enforced for everyone but the super users: the PLAINTEXT listener's
+    # ANONYMOUS, the SCRAM/PLAIN user and its client certificate. "guest" (PLAIN, the
+    # same password) may do only what it is granted.
     cat >>"$dir/server.properties" <<EOF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:$scram_user;User:CN=$scram_user
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$dir/tls/server.p12
 ssl.keystore.password=$(cat "$dir/tls/keystore.password")

@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from streams import bench_pipeline as bp
+from streams.kafka_util import acl_recipe, topic_names
 from streams.recovery import connect_problem
 from streams.settings import Settings
 from streams.synth import surge_stream
@@ -75,7 +76,12 @@ def run_worker(kafka: SecureKafka, tmp: Path, **settings: str) -> tuple[int, str
 
 def run_worker_at(bootstrap: str, tmp: Path, settings: dict[str, str]) -> tuple[int, str, float]:
     """A worker with these settings, to its exit: (code, output, seconds)."""
-    env = WorkerFactory(bootstrap, tmp, settings=settings).env(data_dir=str(tmp / "w"))
+    return run_to_exit(WorkerFactory(bootstrap, tmp, settings=settings), tmp)
+
+
+def run_to_exit(workers: WorkerFactory, tmp: Path) -> tuple[int, str, float]:
+    """A worker of this factory, to its exit: (code, output, seconds)."""
+    env = workers.env(data_dir=str(tmp / "w"))
     t0 = time.monotonic()
     p = subprocess.run(
         [sys.executable, "-m", "streams", "worker"],
@@ -222,3 +228,119 @@ def test_broker_start_prints_the_settings_that_reach_each_secured_listener(
         st = Settings(**settings, kafka_sasl_password=password)
         assert connect_problem(st) is None, (st.kafka_bootstrap, st.kafka_security_protocol)
     assert mtls["CRISISWATCH_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+
+
+def grant(kafka: SecureKafka, recipe: list[tuple[str, str, str, tuple[str, ...]]]) -> None:
+    """Allow User:guest these operations (kafka_util.acl_recipe's shape), as a super user."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import (
+        ACL,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePattern,
+        ResourceType,
+    )
+
+    acls = [
+        ACL(
+            "User:guest",
+            "*",
+            ACLOperation[op],
+            ACLPermissionType.ALLOW,
+            ResourcePattern(ResourceType[rt], name, ACLResourcePatternType[pattern]),
+        )
+        for rt, name, pattern, ops in recipe
+        for op in ops
+    ]
+    admin = KafkaAdminClient(bootstrap_servers=kafka.admin_bootstrap)
+    try:
+        res = admin.create_acls(acls)
+        assert not res["failed"], res["failed"]
+    finally:
+        admin.close()
+
+
+def guest_factory(kafka: SecureKafka, tmp: Path) -> tuple[WorkerFactory, Settings]:
+    """Workers as "guest", and their settings; the public topics made by a super user."""
+    settings = kafka.guest_settings()
+    client = Settings(kafka_bootstrap=kafka.bootstrap, **kafka.settings()).kafka_python_config()
+    workers = WorkerFactory(kafka.bootstrap, tmp, settings=settings, client=client)
+    env = workers.env()
+    st = Settings(
+        **{
+            k.removeprefix("CRISISWATCH_").lower(): v
+            for k, v in env.items()
+            if k.startswith("CRISISWATCH_")
+        }
+    )
+    return workers, st
+
+
+def public_topics(kafka: SecureKafka, st: Settings) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka.admin_bootstrap)
+    try:
+        admin.create_topics([NewTopic(t, 4, 1) for t in topic_names(st)])
+    finally:
+        admin.close()
+
+
+def test_a_worker_whose_user_may_do_nothing_says_what_to_do(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    workers, st = guest_factory(kafka_secure, tmp_path)
+    code, out, took = run_to_exit(workers, tmp_path)
+    assert code == 5, out[-2000:]
+    assert f"the user 'guest' (PLAIN) may not see or create the topics {st.topic_raw}" in out
+    assert "Kafka ACLs" in out and kafka_secure.password not in out
+    assert took < 25, took
+
+
+def test_a_worker_names_every_permission_its_user_lacks(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    # Without the check a worker that may not join its groups waited forever and
+    # logged nothing; one that may not write a topic failed later, topic by topic.
+    workers, st = guest_factory(kafka_secure, tmp_path)
+    public_topics(kafka_secure, st)
+    recipe = [r for r in acl_recipe(st) if r[0] != "GROUP" and r[1] != st.topic_events]
+    grant(kafka_secure, [*recipe, ("TOPIC", st.topic_events, "LITERAL", ("DESCRIBE",))])
+    code, out, took = run_to_exit(workers, tmp_path)
+    assert code == 5, out[-2000:]
+    line = next(x for x in out.splitlines() if x.startswith("crisiswatch: error:"))
+    lacks = line.split(" lacks ", 1)[1].split(". Grant them")[0].split("; ")
+    assert sorted(lacks) == sorted(
+        [
+            f"WRITE on topic {st.topic_events}",
+            f"READ on group {st.app_id}",
+            f"READ on group {st.app_id}-ingest",
+        ]
+    ), line
+    assert took < 25, took
+
+
+def test_a_worker_with_the_documented_acls_does_its_whole_job(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    workers, st = guest_factory(kafka_secure, tmp_path)
+    public_topics(kafka_secure, st)
+    grant(kafka_secure, acl_recipe(st))
+    mentions = surge_stream(["acme", "globex", "initech"], 3_000, surge_brand="initech", seed=5)
+    bad = malformed(6)
+    try:
+        w = workers.start()
+        records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
+        workers.produce(workers.topic("raw"), records + [(k, v) for k, v, _ in bad])
+        assert wait_until(lambda: sum(w.get("/stats")["brands"].values()) >= len(mentions), 120, 1)
+        counted = w.get("/stats")["brands"]
+        dead = workers.consume(workers.topic("deadletter"), until=len(bad), timeout=60)
+        events = workers.consume(workers.topic("events"), idle=3, timeout=60)
+    finally:
+        workers.stop_all()
+    assert counted == dict(Counter(m["brand"] for m in mentions))
+    assert len(dead) == len(bad)
+    opened = [orjson.loads(e.value) for e in events]
+    assert any(e["brand"] == "initech" and e["status"] == "opened" for e in opened), opened
