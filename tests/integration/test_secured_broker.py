@@ -49,7 +49,12 @@ def test_a_worker_does_its_whole_job_with_each_login(
     # recovery, Faust for detect and events) authenticates the same way.
     bootstrap, settings = LOGINS[login](kafka_secure)
     client = Settings(kafka_bootstrap=bootstrap, **settings).kafka_python_config()
-    workers = WorkerFactory(bootstrap, tmp_path, settings=settings, client=client)
+    whole_job(WorkerFactory(bootstrap, tmp_path, settings=settings, client=client))
+
+
+def whole_job(workers: WorkerFactory) -> None:
+    """A worker of ``workers`` counts a short surge stream, publishes every scored
+    mention, dead-letters every malformed record and opens the surge's crisis."""
     mentions = surge_stream(["acme", "globex", "initech"], 3_000, surge_brand="initech", seed=5)
     bad = malformed(6)
     try:
@@ -288,15 +293,21 @@ def public_topics(kafka: SecureKafka, st: Settings) -> None:
         admin.close()
 
 
+def refused(workers: WorkerFactory, tmp: Path, password: str) -> str:
+    """A worker of ``workers`` stopped at start for its ACLs: its error line."""
+    code, out, took = run_to_exit(workers, tmp)
+    assert code == 5, out[-2000:]
+    assert "Kafka ACLs" in out and password not in out
+    assert took < 25, took
+    return next(x for x in out.splitlines() if x.startswith("crisiswatch: error:"))
+
+
 def test_a_worker_whose_user_may_do_nothing_says_what_to_do(
     kafka_secure: SecureKafka, tmp_path: Path
 ) -> None:
     workers, st = guest_factory(kafka_secure, tmp_path)
-    code, out, took = run_to_exit(workers, tmp_path)
-    assert code == 5, out[-2000:]
-    assert f"the user 'guest' (PLAIN) may not see or create the topics {st.topic_raw}" in out
-    assert "Kafka ACLs" in out and kafka_secure.password not in out
-    assert took < 25, took
+    line = refused(workers, tmp_path, kafka_secure.password)
+    assert f"the user 'guest' (PLAIN) may not see or create the topics {st.topic_raw}" in line
 
 
 def test_a_worker_names_every_permission_its_user_lacks(
@@ -308,9 +319,7 @@ def test_a_worker_names_every_permission_its_user_lacks(
     public_topics(kafka_secure, st)
     recipe = [r for r in acl_recipe(st) if r[0] != "GROUP" and r[1] != st.topic_events]
     grant(kafka_secure, [*recipe, ("TOPIC", st.topic_events, "LITERAL", ("DESCRIBE",))])
-    code, out, took = run_to_exit(workers, tmp_path)
-    assert code == 5, out[-2000:]
-    line = next(x for x in out.splitlines() if x.startswith("crisiswatch: error:"))
+    line = refused(workers, tmp_path, kafka_secure.password)
     lacks = line.split(" lacks ", 1)[1].split(". Grant them")[0].split("; ")
     assert sorted(lacks) == sorted(
         [
@@ -319,7 +328,6 @@ def test_a_worker_names_every_permission_its_user_lacks(
             f"READ on group {st.app_id}-ingest",
         ]
     ), line
-    assert took < 25, took
 
 
 def test_a_worker_with_the_documented_acls_does_its_whole_job(
@@ -328,19 +336,4 @@ def test_a_worker_with_the_documented_acls_does_its_whole_job(
     workers, st = guest_factory(kafka_secure, tmp_path)
     public_topics(kafka_secure, st)
     grant(kafka_secure, acl_recipe(st))
-    mentions = surge_stream(["acme", "globex", "initech"], 3_000, surge_brand="initech", seed=5)
-    bad = malformed(6)
-    try:
-        w = workers.start()
-        records = [(m["brand"].encode(), orjson.dumps(m)) for m in mentions]
-        workers.produce(workers.topic("raw"), records + [(k, v) for k, v, _ in bad])
-        assert wait_until(lambda: sum(w.get("/stats")["brands"].values()) >= len(mentions), 120, 1)
-        counted = w.get("/stats")["brands"]
-        dead = workers.consume(workers.topic("deadletter"), until=len(bad), timeout=60)
-        events = workers.consume(workers.topic("events"), idle=3, timeout=60)
-    finally:
-        workers.stop_all()
-    assert counted == dict(Counter(m["brand"] for m in mentions))
-    assert len(dead) == len(bad)
-    opened = [orjson.loads(e.value) for e in events]
-    assert any(e["brand"] == "initech" and e["status"] == "opened" for e in opened), opened
+    whole_job(workers)
