@@ -209,9 +209,14 @@ def acl_recipe(settings: Settings) -> list[tuple[str, str, str, tuple[str, ...]]
     return out
 
 
-def check_access(settings: Settings) -> None:
+def check_access(
+    settings: Settings,
+    topics: dict[str, set[str]] | None = None,
+    groups: list[str] | None = None,
+) -> None:
     """Raise NotAuthorized, naming every missing permission, if the broker's ACLs
-    would stop the worker; otherwise return.
+    would stop the worker (or the ``topics`` operations and ``groups`` given, for
+    another client); otherwise return.
 
     Without it a worker whose user may not join its consumer groups waits
     forever and logs nothing, and one that may not read or write a topic fails
@@ -221,7 +226,8 @@ def check_access(settings: Settings) -> None:
     """
     from kafka.errors import GroupAuthorizationFailedError
 
-    topics, groups = required_access(settings)
+    if topics is None or groups is None:
+        topics, groups = required_access(settings)
     admin = KafkaAdminClient(**_common(settings), request_timeout_ms=10_000)
     missing: list[str] = []
     try:

@@ -243,6 +243,18 @@ class Responder:
         # durable before the offset that it stands for is committed.
         return producer(self.settings, acks="all", linger_ms=0, client_id="crisiswatch-responder")
 
+    def check_access(self) -> None:
+        """NotAuthorized, naming each missing permission, if the broker's ACLs would
+        stop the responders (a group they may not join crashed them with a traceback)."""
+        from ..kafka_util import check_access
+
+        s = self.settings
+        check_access(
+            s,
+            {s.topic_events: {"READ"}, s.topic_responder_deadletter: {"WRITE"}},
+            [s.responder_group],
+        )
+
     def ensure_topics(self) -> None:
         """Create the events and responder dead-letter topics if missing (best effort:
         on a managed cluster they may be pre-created and creation forbidden)."""
@@ -294,6 +306,7 @@ class Responder:
 
             wait_reachable(self.settings)  # one clear error instead of a client's retry loop
             self.ensure_topics()
+            self.check_access()
         consumer = self._consumer or self._make_consumer(from_beginning)
         producer = self._producer or self._make_producer()
         log.info(

@@ -337,3 +337,18 @@ def test_a_worker_with_the_documented_acls_does_its_whole_job(
     public_topics(kafka_secure, st)
     grant(kafka_secure, acl_recipe(st))
     whole_job(workers)
+
+
+def test_responders_name_every_permission_their_user_lacks(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    workers, st = guest_factory(kafka_secure, tmp_path)
+    public_topics(kafka_secure, st)  # crisis.events exists; guest may not even see it
+    env = {k: v for k, v in workers.env(web_port="0").items() if k.startswith("CRISISWATCH_")}
+    p = run("respond", "--sink", "stdout", "--no-metrics", "--timeout", "20", **env)
+    assert p.returncode == 5, p.stderr[-2000:]
+    line = next(x for x in p.stderr.splitlines() if x.startswith("crisiswatch: error:"))
+    lacks = line.split(" lacks ", 1)[1].split(". Grant them")[0].split("; ")
+    assert f"READ on topic {st.topic_events}" in lacks, line
+    assert f"READ on group {st.responder_group}" in lacks, line
+    assert kafka_secure.password not in p.stderr + p.stdout
