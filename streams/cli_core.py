@@ -308,6 +308,12 @@ def broker_start(port: int, cluster: bool, sasl_ssl_port: int | None, ssl_port: 
         click.echo(f"export CRISISWATCH_KAFKA_BOOTSTRAP={servers}")
         return
     tls = Path(os.environ.get("KAFKA_HOME_DIR") or PROJECT / ".cache") / "kafka-single" / "tls"
+    mtls = [
+        f"CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{ssl_port}",
+        "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SSL",
+        f"CRISISWATCH_KAFKA_SSL_CERTFILE={tls / 'client.pem'}",
+        f"CRISISWATCH_KAFKA_SSL_KEYFILE={tls / 'client.key'}",
+    ]
     if sasl_ssl_port is not None:
         lines = [
             f"CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{sasl_ssl_port}",
@@ -323,21 +329,11 @@ def broker_start(port: int, cluster: bool, sasl_ssl_port: int | None, ssl_port: 
             ),
         ]
     else:
-        lines = [
-            f"CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{ssl_port}",
-            "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SSL",
-            f"CRISISWATCH_KAFKA_SSL_CERTFILE={tls / 'client.pem'}",
-            f"CRISISWATCH_KAFKA_SSL_KEYFILE={tls / 'client.key'}",
-        ]
+        lines = mtls
     for line in (*lines, f"CRISISWATCH_KAFKA_SSL_CAFILE={tls / 'ca.pem'}"):
         click.echo(f"export {line}")
     if sasl_ssl_port is not None and ssl_port is not None:
-        click.echo(
-            f"# mutual TLS instead: CRISISWATCH_KAFKA_BOOTSTRAP=127.0.0.1:{ssl_port} "
-            "CRISISWATCH_KAFKA_SECURITY_PROTOCOL=SSL "
-            f"CRISISWATCH_KAFKA_SSL_CERTFILE={tls / 'client.pem'} "
-            f"CRISISWATCH_KAFKA_SSL_KEYFILE={tls / 'client.key'}"
-        )
+        click.echo(f"# mutual TLS instead: {' '.join(mtls)}")
 
 
 @broker.command("stop")

@@ -84,18 +84,6 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
-#: Failures that no retry will mend (wrong credentials, an untrusted certificate, a
-#: client certificate the broker refuses or requires).
-PERMANENT = (
-    "SaslAuthenticationFailed",
-    "UnsupportedSaslMechanism",
-    "CERTIFICATE_VERIFY_FAILED",
-    "ALERT_BAD_CERTIFICATE",
-    "ALERT_CERTIFICATE_REQUIRED",
-    "ALERT_CERTIFICATE_UNKNOWN",
-    "ALERT_UNKNOWN_CA",
-)
-
 #: TLS alerts a broker sends about the client's certificate, and what they mean here.
 _CLIENT_CERT_ALERTS = {
     "ALERT_BAD_CERTIFICATE": "refused",
@@ -103,6 +91,15 @@ _CLIENT_CERT_ALERTS = {
     "ALERT_CERTIFICATE_UNKNOWN": "untrusted",
     "ALERT_UNKNOWN_CA": "untrusted",
 }
+
+#: Failures that no retry will mend (wrong credentials, an untrusted certificate, a
+#: client certificate the broker refuses or requires).
+PERMANENT = (
+    "SaslAuthenticationFailed",
+    "UnsupportedSaslMechanism",
+    "CERTIFICATE_VERIFY_FAILED",
+    *_CLIENT_CERT_ALERTS,
+)
 
 
 def tls_alert(settings: Settings, timeout: float = 5.0) -> str | None:
@@ -132,9 +129,9 @@ def tls_alert(settings: Settings, timeout: float = 5.0) -> str | None:
         except ssl.SSLError as exc:
             reason = str(exc.reason or "")
             kind = next((v for k, v in _CLIENT_CERT_ALERTS.items() if k in reason), None)
-            cert = settings.kafka_ssl_certfile
             if kind is None:
                 continue
+            cert = settings.kafka_ssl_certfile
             if not cert:
                 return (
                     f"the broker requires a client certificate ({reason}): set "

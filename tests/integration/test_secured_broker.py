@@ -268,9 +268,9 @@ def grant(kafka: SecureKafka, recipe: list[tuple[str, str, str, tuple[str, ...]]
 
 def guest_factory(kafka: SecureKafka, tmp: Path) -> tuple[WorkerFactory, Settings]:
     """Workers as "guest", and their settings; the public topics made by a super user."""
-    settings = kafka.guest_settings()
-    client = Settings(kafka_bootstrap=kafka.bootstrap, **kafka.settings()).kafka_python_config()
-    workers = WorkerFactory(kafka.bootstrap, tmp, settings=settings, client=client)
+    workers = WorkerFactory(
+        kafka.bootstrap, tmp, settings=kafka.guest_settings(), client=kafka.kafka_python()
+    )
     env = workers.env()
     st = Settings(
         **{
@@ -302,6 +302,11 @@ def refused(workers: WorkerFactory, tmp: Path, password: str) -> str:
     return next(x for x in out.splitlines() if x.startswith("crisiswatch: error:"))
 
 
+def lacked(line: str) -> list[str]:
+    """The permissions an access-check error line names."""
+    return line.split(" lacks ", 1)[1].split(". Grant them")[0].split("; ")
+
+
 def test_a_worker_whose_user_may_do_nothing_says_what_to_do(
     kafka_secure: SecureKafka, tmp_path: Path
 ) -> None:
@@ -320,7 +325,7 @@ def test_a_worker_names_every_permission_its_user_lacks(
     recipe = [r for r in acl_recipe(st) if r[0] != "GROUP" and r[1] != st.topic_events]
     grant(kafka_secure, [*recipe, ("TOPIC", st.topic_events, "LITERAL", ("DESCRIBE",))])
     line = refused(workers, tmp_path, kafka_secure.password)
-    lacks = line.split(" lacks ", 1)[1].split(". Grant them")[0].split("; ")
+    lacks = lacked(line)
     assert sorted(lacks) == sorted(
         [
             f"WRITE on topic {st.topic_events}",
@@ -348,7 +353,7 @@ def test_responders_name_every_permission_their_user_lacks(
     p = run("respond", "--sink", "stdout", "--no-metrics", "--timeout", "20", **env)
     assert p.returncode == 5, p.stderr[-2000:]
     line = next(x for x in p.stderr.splitlines() if x.startswith("crisiswatch: error:"))
-    lacks = line.split(" lacks ", 1)[1].split(". Grant them")[0].split("; ")
+    lacks = lacked(line)
     assert f"READ on topic {st.topic_events}" in lacks, line
     assert f"READ on group {st.responder_group}" in lacks, line
     assert kafka_secure.password not in p.stderr + p.stdout
