@@ -38,9 +38,10 @@ PHASES = (
     ("one", "(b) pipeline, 1 worker"),
     ("lean", "(b') 1 worker, no mentions.scored"),
     ("two", "(c) pipeline, 2 workers"),
+    ("two_lean", "(c') 2 workers, no mentions.scored"),
 )
 #: The pipeline's own rows, drawn in one colour; the references in another.
-PIPELINE = {"one", "lean", "two"}
+PIPELINE = {"one", "lean", "two", "two_lean"}
 PIPE, REF, BROKER = "#1f77b4", "#9a9a9a", "#f5a05a"
 TARGET_SHARE = 0.5
 TARGET_RATE = 50_000.0

@@ -888,6 +888,13 @@ def run_benchmark(
                     "pipeline, 2 workers",
                     lambda: measure_pipeline(Run("two", bootstrap, tmp, topic), n, 2, limit),
                 ),
+                (
+                    "two_lean",
+                    "pipeline, 2 workers, mentions.scored off",
+                    lambda: measure_pipeline(
+                        Run("twolean", bootstrap, tmp, topic, off), n, 2, limit
+                    ),
+                ),
             ]
             got: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in phases}
             for r in range(repeats):
@@ -1005,6 +1012,11 @@ def report(res: dict[str, Any], command: str, chart: str | None = None) -> str:
         row("(b) pipeline, 1 worker", res["one"]),
         row("(b') pipeline, 1 worker, `CRISISWATCH_PUBLISH_SCORED=false`", res["lean"]),
         row("(c) pipeline, 2 workers", res["two"]),
+        *(
+            [row("(c') pipeline, 2 workers, `CRISISWATCH_PUBLISH_SCORED=false`", res["two_lean"])]
+            if "two_lean" in res
+            else []
+        ),
         "",
         *(
             [f"![Throughput and CPU per mention of every phase of this run]({chart})", ""]
@@ -1033,6 +1045,10 @@ def report(res: dict[str, Any], command: str, chart: str | None = None) -> str:
     return "\n".join(lines)
 
 
+#: The pipeline's rows: key in the result, label in the table.
+PIPELINE_ROWS = (("one", "(b)"), ("lean", "(b')"), ("two", "(c)"), ("two_lean", "(c')"))
+
+
 def budget_s_per_m(res: Mapping[str, Any], share: float = 0.5) -> float:
     """The most CPU s per million mentions (process + broker) that still lets ``res["cores"]``
     cores carry ``share`` of the bare consumer's rate."""
@@ -1045,7 +1061,7 @@ def ceiling_text(res: Mapping[str, Any]) -> str:
     budget = budget_s_per_m(res)  # a cost above it bounds the row under 50% of (a)
     short = [
         label
-        for key, label in (("one", "(b)"), ("lean", "(b')"), ("two", "(c)"))
+        for key, label in PIPELINE_ROWS
         if key in res and (cost := machine_cost(res[key])) is not None and cost > budget
     ]
     verdict = (

@@ -12,7 +12,7 @@ from streams import bench_pipeline as bp
 
 def result(**rates: float) -> dict:
     base = {"bare": 300_000, "bare_gc": 350_000, "relay": 150_000, "empty": 7_000}
-    base |= {"one": 70_000, "lean": 95_000, "two": 88_000} | rates
+    base |= {"one": 70_000, "lean": 95_000, "two": 88_000, "two_lean": 120_000} | rates
     res: dict = {
         "n": 1_000_000,
         "brands": 1_000,
@@ -138,11 +138,17 @@ def test_the_table_bounds_each_phase_by_its_cost_on_the_cores():
     # (b): 7.0 + 2.0 CPU s per M -> 2e6 / 9 = 222,222/s, 74% of bare; (c) 9.0 + 3.0 -> 166,667.
     res["one"] |= {"cpu_s_per_m": 7.0, "broker_cpu_s_per_m": 2.0}
     res["two"] |= {"cpu_s_per_m": 9.0, "broker_cpu_s_per_m": 3.0}
+    res["two_lean"] |= {"cpu_s_per_m": 8.0, "broker_cpu_s_per_m": 2.0}  # 2e6 / 10: 200,000, 67%
     text = bp.report(res, "crisiswatch bench-pipeline")
     rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| (")}
     assert "| most on 2 cores: mentions/s (of bare) |" in text
     assert " 222,222 (74%) |" in rows["| (b) pipeline, 1 worker"]
     assert " 166,667 (56%) |" in rows["| (c) pipeline, 2 workers"]
+    lean2 = rows["| (c') pipeline, 2 workers, `CRISISWATCH_PUBLISH_SCORED=false`"]
+    assert lean2.startswith(
+        "| (c') pipeline, 2 workers, `CRISISWATCH_PUBLISH_SCORED=false` | 120,000 | 40% |"
+    )
+    assert " 200,000 (67%) |" in lean2
     # The empty agent has no broker figure: no bound claimed.
     empty = next(line for line in text.splitlines() if line.startswith("| empty"))
     assert " - | - |" in empty
@@ -151,9 +157,24 @@ def test_the_table_bounds_each_phase_by_its_cost_on_the_cores():
     res["one"] |= {"cpu_s_per_m": 14.0, "broker_cpu_s_per_m": 4.0}  # 2e6 / 18 = 111,111 < 150,000
     text = bp.report(res, "crisiswatch bench-pipeline")
     assert "(b) would miss 50% of (a) even with every core busy" in text
+    res["two_lean"] |= {"cpu_s_per_m": 12.0, "broker_cpu_s_per_m": 2.0}  # 142,857 < 150,000
+    text = bp.report(res, "crisiswatch bench-pipeline")
+    assert "(b), (c') would miss 50% of (a)" in text
     # Columns line up: every table row has as many cells as the header.
     table = [line for line in text.splitlines() if line.startswith("|")]
     assert len({line.count(" | ") for line in table if not line.startswith("|---")}) == 1
+
+
+def test_a_result_without_the_two_lean_workers_keeps_its_table():
+    res = result()
+    res["cores"] = 2
+    del res["two_lean"]  # a run from before (c') was measured
+    text = bp.report(res, "crisiswatch bench-pipeline")
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert not any(line.startswith("| (c')") for line in table)
+    assert any(line.startswith("| (c) pipeline, 2 workers |") for line in table)
+    assert len({line.count(" | ") for line in table if not line.startswith("|---")}) == 1
+    assert "Every pipeline row" in text
 
 
 def test_a_result_without_cores_keeps_the_old_table():
