@@ -191,6 +191,23 @@ def required_access(settings: Settings) -> tuple[dict[str, set[str]], list[str]]
     return topics, [settings.app_id, ingest_group(settings)]
 
 
+def responder_access(settings: Settings) -> tuple[dict[str, set[str]], list[str]]:
+    """What the responders do on the broker: operations per topic, and their group."""
+    topics = {settings.topic_events: {"READ"}, settings.topic_responder_deadletter: {"WRITE"}}
+    return topics, [settings.responder_group]
+
+
+def responder_acl_recipe(settings: Settings) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """The ACLs a responder's principal needs (``acl_recipe``'s shape), every one literal.
+
+    Create the dead-letter topic beforehand, or add CREATE on it.
+    """
+    topics, groups = responder_access(settings)
+    return [("TOPIC", t, "LITERAL", (*sorted(ops), "DESCRIBE")) for t, ops in topics.items()] + [
+        ("GROUP", g, "LITERAL", ("READ",)) for g in groups
+    ]
+
+
 def acl_recipe(settings: Settings) -> list[tuple[str, str, str, tuple[str, ...]]]:
     """The ACLs a worker's principal needs: (resource type, name, pattern type, operations).
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.ports import free_port
 from streams.settings import Settings
@@ -234,3 +234,17 @@ class WorkerFactory:
         finally:
             cons.close()
         return out
+
+
+def committed_equals_end(bootstrap: str, group: str, topic: str, **client: Any) -> bool:
+    # committed() asks the group coordinator without joining the group.
+    cons = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **client
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in cons.partitions_for_topic(topic) or []]
+        assert tps, f"no partitions for {topic}"
+        end = cons.end_offsets(tps)
+        return all(cons.committed(tp) == off for tp, off in end.items() if off > 0)
+    finally:
+        cons.close()

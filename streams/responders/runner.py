@@ -246,14 +246,9 @@ class Responder:
     def check_access(self) -> None:
         """NotAuthorized, naming each missing permission, if the broker's ACLs would
         stop the responders (a group they may not join crashed them with a traceback)."""
-        from ..kafka_util import check_access
+        from ..kafka_util import check_access, responder_access
 
-        s = self.settings
-        check_access(
-            s,
-            {s.topic_events: {"READ"}, s.topic_responder_deadletter: {"WRITE"}},
-            [s.responder_group],
-        )
+        check_access(self.settings, *responder_access(self.settings))
 
     def ensure_topics(self) -> None:
         """Create the events and responder dead-letter topics if missing (best effort:

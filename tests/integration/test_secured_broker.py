@@ -21,14 +21,21 @@ import orjson
 import pytest
 
 from streams import bench_pipeline as bp
-from streams.kafka_util import acl_recipe, topic_names
+from streams.kafka_util import acl_recipe, responder_acl_recipe, topic_names
 from streams.recovery import connect_problem
 from streams.settings import Settings
 from streams.synth import surge_stream
 from tests.cli_support import run
-from tests.kafka_support import PROJECT, SASL_SSL_OFFSET, SecureKafka, WorkerFactory
+from tests.kafka_support import (
+    PROJECT,
+    SASL_SSL_OFFSET,
+    SecureKafka,
+    WorkerFactory,
+    committed_equals_end,
+)
 from tests.malformed import malformed
 from tests.reliability.support import wait_until
+from tests.responders.events import event
 
 pytestmark = pytest.mark.kafka
 
@@ -282,13 +289,14 @@ def guest_factory(kafka: SecureKafka, tmp: Path) -> tuple[WorkerFactory, Setting
     return workers, st
 
 
-def public_topics(kafka: SecureKafka, st: Settings) -> None:
+def public_topics(kafka: SecureKafka, st: Settings, *more: str) -> None:
+    """The worker's public topics (and ``more``), made by a super user."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=kafka.admin_bootstrap)
     try:
-        admin.create_topics([NewTopic(t, 4, 1) for t in topic_names(st)])
+        admin.create_topics([NewTopic(t, 4, 1) for t in [*topic_names(st), *more]])
     finally:
         admin.close()
 
@@ -357,3 +365,42 @@ def test_responders_name_every_permission_their_user_lacks(
     assert f"READ on topic {st.topic_events}" in lacks, line
     assert f"READ on group {st.responder_group}" in lacks, line
     assert kafka_secure.password not in p.stderr + p.stdout
+
+
+def test_responders_with_the_documented_acls_do_their_whole_job(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    # Exactly responder_acl_recipe (docs/operations.md, "Kafka ACLs"): every valid event
+    # delivered, every invalid record dead-lettered with its reason, every offset committed.
+    workers, st = guest_factory(kafka_secure, tmp_path)
+    public_topics(kafka_secure, st, st.topic_responder_deadletter)
+    grant(kafka_secure, responder_acl_recipe(st))
+    good = [orjson.dumps(event(n=i, brand=f"brand{i % 3}")) for i in range(6)]
+    bad = [b"not json", orjson.dumps({"schema_version": 1, "brand": "acme"})]
+    admin = WorkerFactory(kafka_secure.bootstrap, tmp_path, client=kafka_secure.kafka_python())
+    admin.produce(st.topic_events, [(b"k", v) for v in good + bad])
+    out = tmp_path / "delivered.ndjson"
+    env = {k: v for k, v in workers.env(web_port="0").items() if k.startswith("CRISISWATCH_")}
+    p = run(
+        "respond",
+        "--sink",
+        f"file:{out}",
+        "--from-beginning",
+        "--max-events",
+        str(len(good) + len(bad)),
+        "--timeout",
+        "60",
+        "--no-metrics",
+        **env,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert kafka_secure.password not in p.stderr + p.stdout
+    delivered = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    want = sorted(orjson.loads(v)["crisis_id"] for v in good)
+    assert sorted(d["event"]["crisis_id"] for d in delivered) == want
+    dead = admin.consume(st.topic_responder_deadletter, until=len(bad), timeout=30)
+    assert sorted(d.value for d in dead) == sorted(bad)
+    reasons = [dict(d.headers)["crisiswatch.error"].decode() for d in dead]
+    assert all(r.startswith("invalid event: ") for r in reasons), reasons
+    kp = kafka_secure.kafka_python()
+    assert committed_equals_end(kafka_secure.bootstrap, st.responder_group, st.topic_events, **kp)

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from streams.responders.playbooks import load_playbooks
 from streams.responders.runner import Responder
@@ -35,7 +34,7 @@ from streams.responders.sinks import (
     verify_signature,
 )
 from streams.settings import Settings
-from tests.kafka_support import PROJECT, WorkerFactory
+from tests.kafka_support import PROJECT, WorkerFactory, committed_equals_end
 from tests.responders.events import event
 from tests.responders.http_support import RecordingServer
 
@@ -91,18 +90,6 @@ def produce(bootstrap: str, tmp: Path, topic: str, values: list[bytes]) -> None:
             return b"junk"
 
     WorkerFactory(bootstrap, tmp).produce(topic, [(key(v), v) for v in values])
-
-
-def committed_equals_end(bootstrap: str, group: str, topic: str) -> bool:
-    # committed() asks the group coordinator without joining the group.
-    cons = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in cons.partitions_for_topic(topic) or []]
-        assert tps, f"no partitions for {topic}"
-        end = cons.end_offsets(tps)
-        return all(cons.committed(tp) == off for tp, off in end.items() if off > 0)
-    finally:
-        cons.close()
 
 
 def events_for_cases(run: str) -> list[dict[str, Any]]:
