@@ -73,6 +73,12 @@ def faust_broker_credentials(settings: Settings) -> Any:
     if proto == "PLAINTEXT":
         return None
     ctx = ssl_context(settings)
+    if proto.startswith("SASL") and settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        from .oauth import AioKafkaTokens, credentials
+
+        return faust.OAuthCredentials(
+            oauth_cb=AioKafkaTokens(credentials(settings)), ssl_context=ctx
+        )
     if proto.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,

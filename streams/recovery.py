@@ -76,11 +76,19 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     if ctx is not None:
         cfg["ssl_context"] = ctx
     if settings.kafka_security_protocol.startswith("SASL"):
-        cfg.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
-        )
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            from .oauth import AioKafkaTokens, credentials
+
+            cfg.update(
+                sasl_mechanism="OAUTHBEARER",
+                sasl_oauth_token_provider=AioKafkaTokens(credentials(settings)),
+            )
+        else:
+            cfg.update(
+                sasl_mechanism=settings.kafka_sasl_mechanism,
+                sasl_plain_username=settings.kafka_sasl_username,
+                sasl_plain_password=settings.kafka_sasl_password,
+            )
     return cfg
 
 
@@ -96,6 +104,7 @@ _CLIENT_CERT_ALERTS = {
 #: client certificate the broker refuses or requires).
 PERMANENT = (
     "SaslAuthenticationFailed",
+    "OAuthTokenRefused",  # streams.oauth.REFUSED
     "UnsupportedSaslMechanism",
     "CERTIFICATE_VERIFY_FAILED",
     *_CLIENT_CERT_ALERTS,
@@ -159,6 +168,15 @@ def connect_problem(settings: Settings, timeout: float = 15.0) -> str | None:
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
+    if settings.kafka_security_protocol.startswith("SASL") and (
+        settings.kafka_sasl_mechanism == "OAUTHBEARER"
+    ):
+        from .oauth import OAuthError, credentials
+
+        try:  # the clients would only log it, and retry until their timeout
+            credentials(settings).token()
+        except OAuthError as exc:
+            return str(exc)
     reasons: list[str] = []
 
     class Catch(logging.Handler):

@@ -12,9 +12,10 @@ environment itself: it receives a frozen :class:`Settings`.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -27,9 +28,15 @@ class Settings(BaseSettings):
     # then starts the project's local broker.
     kafka_bootstrap: str = Field(default="", description="host:port[,host:port...]")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = (
+        "PLAIN"
+    )
+    # For OAUTHBEARER: the client id and its secret (streams/oauth.py).
     kafka_sasl_username: str = ""
     kafka_sasl_password: str = Field(default="", repr=False)
+    # OAUTHBEARER: the identity provider's token endpoint (client-credentials grant), and scope.
+    kafka_sasl_oauth_token_url: str = ""
+    kafka_sasl_oauth_scope: str = ""
     kafka_ssl_cafile: str = ""
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
@@ -162,6 +169,29 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host:port[,host:port...], got {v!r}")
         return v
 
+    @field_validator("kafka_sasl_oauth_token_url")
+    @classmethod
+    def _token_url(cls, v: str) -> str:
+        v = v.strip()
+        if v and urllib.parse.urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _oauth(self) -> Settings:
+        oauth = self.kafka_sasl_mechanism == "OAUTHBEARER"
+        if oauth and self.kafka_security_protocol.startswith("SASL"):
+            if not self.kafka_sasl_oauth_token_url:
+                raise ValueError(
+                    "OAUTHBEARER needs CRISISWATCH_KAFKA_SASL_OAUTH_TOKEN_URL (the identity "
+                    "provider's token endpoint)"
+                )
+            if not self.kafka_sasl_username:
+                raise ValueError(
+                    "OAUTHBEARER needs CRISISWATCH_KAFKA_SASL_USERNAME (the client id)"
+                )
+        return self
+
     @property
     def bootstrap_servers(self) -> list[str]:
         return [p for p in self.kafka_bootstrap.split(",") if p]
@@ -169,7 +199,16 @@ class Settings(BaseSettings):
     def kafka_python_config(self) -> dict[str, Any]:
         """Security settings in kafka-python's keyword names."""
         cfg: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_security_protocol.startswith("SASL"):
+        if self.kafka_sasl_mechanism == "OAUTHBEARER" and self.kafka_security_protocol.startswith(
+            "SASL"
+        ):
+            from .oauth import KafkaPythonTokens, credentials
+
+            cfg.update(
+                sasl_mechanism="OAUTHBEARER",
+                sasl_oauth_token_provider=KafkaPythonTokens(credentials(self)),
+            )
+        elif self.kafka_security_protocol.startswith("SASL"):
             cfg.update(
                 sasl_mechanism=self.kafka_sasl_mechanism,
                 sasl_plain_username=self.kafka_sasl_username,
@@ -195,7 +234,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
+            # A check across settings (no loc) names its settings in its own message.
             f"CRISISWATCH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else str(e["msg"]).removeprefix("Value error, ")
             for e in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.kafka_support import (
+    OAUTH_SECRET,
     PROJECT,
     SASL_SSL_OFFSET,
     SSL_OFFSET,
@@ -23,6 +24,7 @@ from tests.kafka_support import (
     WorkerFactory,
     port_open,
 )
+from tests.oauth_support import LocalIdP
 
 TEST_STATE = PROJECT / ".cache" / "test-kafka"
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
@@ -72,6 +74,7 @@ def kafka_secure(kafka_bootstrap: str) -> Iterator[SecureKafka]:
         and port_open(port + SASL_SSL_OFFSET)
         and port_open(port + SSL_OFFSET)
         and (tls / "client.pem").is_file()
+        and (tls / "jwks.json").is_file()  # a broker from before OAUTHBEARER: start one
     ):
         yield SecureKafka.local(port + SASL_SSL_OFFSET, port + SSL_OFFSET, tls, SCRAM_PASSWORD)
         return
@@ -83,6 +86,15 @@ def kafka_secure(kafka_bootstrap: str) -> Iterator[SecureKafka]:
         yield SecureKafka.local(own + SASL_SSL_OFFSET, own + SSL_OFFSET, tls, SCRAM_PASSWORD)
     finally:
         subprocess.run(["bash", str(KAFKA_SH), "stop"], env=env, check=False)
+
+
+@pytest.fixture(scope="session")
+def oauth_idp(kafka_secure: SecureKafka) -> Iterator[LocalIdP]:
+    """A local OAuth identity provider whose tokens the secured broker accepts: it signs
+    with the key kafka.sh made for it. Clients: the broker's super user and "guest"."""
+    clients = {kafka_secure.username: OAUTH_SECRET, "guest": OAUTH_SECRET}
+    with LocalIdP(kafka_secure.oauth_key, clients) as idp:
+        yield idp
 
 
 @pytest.fixture

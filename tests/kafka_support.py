@@ -24,6 +24,8 @@ from streams.synth import QUICK_SETTINGS
 PROJECT = Path(__file__).resolve().parent.parent
 #: A test broker's SASL_SSL listener is on its port + this, its mutual-TLS one on + 1 more.
 SASL_SSL_OFFSET = 2
+#: The OAuth client secret of the test identity provider's clients (tests/conftest.py).
+OAUTH_SECRET = "oauth-51e0-never-print"
 SSL_OFFSET = 3
 
 
@@ -64,6 +66,20 @@ class SecureKafka:
     def guest_settings(self) -> dict[str, str]:
         """The worker's settings as "guest", who may do only what ACLs grant it."""
         return self.settings(kafka_sasl_mechanism="PLAIN", kafka_sasl_username="guest")
+
+    @property
+    def oauth_key(self) -> Path:
+        """The key kafka.sh made for a local OAuth identity provider (tls/oauth.key)."""
+        return Path(self.cafile).parent / "oauth.key"
+
+    def oauth_settings(self, token_url: str, secret: str, **overrides: str) -> dict[str, str]:
+        """The worker's settings for OAUTHBEARER over the SASL_SSL listener (client = user)."""
+        return self.settings(
+            kafka_sasl_mechanism="OAUTHBEARER",
+            kafka_sasl_password=secret,
+            kafka_sasl_oauth_token_url=token_url,
+            **overrides,
+        )
 
     def mtls_settings(self, **overrides: str) -> dict[str, str]:
         """The worker's settings for the mutual-TLS listener (bootstrap: ``ssl_bootstrap``)."""

@@ -7,7 +7,10 @@
 #        [--sasl-ssl-port S]                    and a SASL_SSL listener on 127.0.0.1:S: SCRAM-SHA-512,
 #                                               SCRAM-SHA-256 and PLAIN, TLS from a local CA
 #                                               (<state>/kafka-single/tls/ca.pem), user KAFKA_SCRAM_USER /
-#                                               KAFKA_SCRAM_PASSWORD (crisiswatch / crisiswatch-local)
+#                                               KAFKA_SCRAM_PASSWORD (crisiswatch / crisiswatch-local);
+#                                               and OAUTHBEARER: RS256 tokens signed with tls/oauth.key
+#                                               (checked against tls/jwks.json; aud crisiswatch-kafka,
+#                                               iss crisiswatch-local-idp, the principal is their sub)
 #                                               With either secured listener ACLs are enforced: that user,
 #                                               its certificate and PLAINTEXT are super users; the PLAIN
 #                                               user "guest" (same password) may do what it is granted
@@ -110,11 +113,20 @@ EOF
   if [[ -n "$sport" ]]; then
     # PLAIN's users are in the listener's JAAS line (this file is for a local broker only);
     # the SCRAM users are written into the metadata log when the storage is formatted.
+    # OAUTHBEARER: Kafka 4.1's default validator (DefaultJwtValidator, built without a key
+    # resolver) checks no signature at all, only the claims; BrokerJwtValidator checks the
+    # signature against the key set, and the audience and issuer.
     cat >>"$dir/server.properties" <<EOF
-sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$scram_user="$scram_password" user_guest="$scram_password";
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+sasl.oauthbearer.jwks.endpoint.url=file://$dir/tls/jwks.json
+sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator
+sasl.oauthbearer.expected.audience=$oauth_audience
+sasl.oauthbearer.expected.issuer=$oauth_issuer
 EOF
   fi
   if [[ -n "$sport" || -n "$tport" ]]; then
@@ -169,6 +181,24 @@ secure_material() {
   mv "$tls/server.p12.tmp" "$tls/server.p12"
 }
 
+# oauth_material NODE_DIR: the signing key of a local OAuth identity provider
+# (tls/oauth.key, RS256) and the key set the broker checks tokens against
+# (tls/jwks.json). Whoever holds the key may issue tokens: for local use only.
+oauth_material() {
+  local tls="$1/tls" n
+  [[ -f "$tls/jwks.json" && -f "$tls/oauth.key" ]] && return 0
+  mkdir -p "$tls"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tls/oauth.key.tmp" \
+    >>"$tls/openssl.log" 2>&1 || die "making the OAuth signing key failed; see $tls/openssl.log"
+  # The modulus, big-endian bytes, base64url without padding (RFC 7518 6.3.1); e is 65537.
+  n="$(openssl rsa -in "$tls/oauth.key.tmp" -noout -modulus | cut -d= -f2 | basenc --base16 -d \
+    | basenc --base64url -w0 | tr -d '=')"
+  [[ -n "$n" ]] || die "reading the OAuth signing key failed"
+  printf '{"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":"%s","n":"%s","e":"AQAB"}]}\n' \
+    "$oauth_kid" "$n" >"$tls/jwks.json"
+  mv "$tls/oauth.key.tmp" "$tls/oauth.key"
+}
+
 # start_node NODE_DIR CLUSTER_ID PORT HEAP
 start_node() {
   local dir="$1" cid="$2" port="$3" heap="$4"
@@ -197,8 +227,13 @@ start_node() {
   fi
   # setsid: the broker must outlive the shell that started it (the demo, CI steps).
   # shellcheck disable=SC2086  # KAFKA_JVM_OPTS is a list of flags
+  local allowed=()
+  if [[ -f "$dir/tls/jwks.json" ]]; then
+    # Kafka 4 reads OAuth key sets only from URLs named here.
+    allowed=(-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls="file://$dir/tls/jwks.json")
+  fi
   setsid nohup java -Xms128m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -Djava.awt.headless=true ${KAFKA_JVM_OPTS:-} \
+    -Djava.awt.headless=true ${KAFKA_JVM_OPTS:-} "${allowed[@]}" \
     -Dlog4j2.configurationFile="$here/log4j2.xml" -Dkafka.logs.dir="$dir/logs" \
     -cp "$(classpath)" kafka.Kafka "$dir/server.properties" \
     >"$dir/logs/stdout.log" 2>&1 </dev/null &
@@ -299,6 +334,10 @@ parse_port() {
 
 scram_user="${KAFKA_SCRAM_USER:-crisiswatch}"
 scram_password="${KAFKA_SCRAM_PASSWORD:-crisiswatch-local}"
+# The local OAuth identity provider's names (tokens: sub = the client id, these aud and iss).
+oauth_audience="crisiswatch-kafka"
+oauth_issuer="crisiswatch-local-idp"
+oauth_kid="crisiswatch-local"
 
 single_dir="$state/kafka-single"
 cluster_dir="$state/kafka-cluster"
@@ -329,6 +368,7 @@ case "$cmd" in
       fi
     fi
     if [[ -n "$sasl_ssl_port$ssl_port" ]]; then secure_material "$single_dir"; fi
+    if [[ -n "$sasl_ssl_port" ]]; then oauth_material "$single_dir"; fi
     write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1 "$sasl_ssl_port" "$ssl_port"
     echo "$port" >"$single_dir/port"
     start_node "$single_dir" "$(cluster_id "$single_dir")" "$port" "${KAFKA_HEAP:-512m}"
@@ -337,6 +377,7 @@ case "$cmd" in
     if [[ -n "$sasl_ssl_port" ]]; then
       wait_ready "$single_dir" "$sasl_ssl_port"
       say "SASL_SSL listener on 127.0.0.1:$sasl_ssl_port (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN; user $scram_user, CA $single_dir/tls/ca.pem)"
+      say "  and OAUTHBEARER: RS256 tokens signed with $single_dir/tls/oauth.key (aud $oauth_audience, iss $oauth_issuer)"
     fi
     if [[ -n "$ssl_port" ]]; then
       wait_ready "$single_dir" "$ssl_port"

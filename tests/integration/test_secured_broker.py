@@ -27,6 +27,7 @@ from streams.settings import Settings
 from streams.synth import surge_stream
 from tests.cli_support import run
 from tests.kafka_support import (
+    OAUTH_SECRET,
     PROJECT,
     SASL_SSL_OFFSET,
     SecureKafka,
@@ -34,6 +35,7 @@ from tests.kafka_support import (
     committed_equals_end,
 )
 from tests.malformed import malformed
+from tests.oauth_support import LocalIdP
 from tests.reliability.support import wait_until
 from tests.responders.events import event
 
@@ -41,20 +43,25 @@ pytestmark = pytest.mark.kafka
 
 
 #: Each way in that a deployment may use: (bootstrap, worker settings) of the listener.
-LOGINS: dict[str, Callable[[SecureKafka], tuple[str, dict[str, str]]]] = {
-    "SCRAM-SHA-256": lambda k: (k.bootstrap, k.settings(kafka_sasl_mechanism="SCRAM-SHA-256")),
-    "PLAIN": lambda k: (k.bootstrap, k.settings(kafka_sasl_mechanism="PLAIN")),
-    "mutual TLS": lambda k: (k.ssl_bootstrap, k.mtls_settings()),
+LOGINS: dict[str, Callable[[SecureKafka, LocalIdP], tuple[str, dict[str, str]]]] = {
+    "SCRAM-SHA-256": lambda k, _: (
+        k.bootstrap,
+        k.settings(kafka_sasl_mechanism="SCRAM-SHA-256"),
+    ),
+    "PLAIN": lambda k, _: (k.bootstrap, k.settings(kafka_sasl_mechanism="PLAIN")),
+    "mutual TLS": lambda k, _: (k.ssl_bootstrap, k.mtls_settings()),
+    # Tokens from a real token endpoint, signed; the broker checks them against its key set.
+    "OAUTHBEARER": lambda k, idp: (k.bootstrap, k.oauth_settings(idp.url, OAUTH_SECRET)),
 }
 
 
 @pytest.mark.parametrize("login", list(LOGINS))
 def test_a_worker_does_its_whole_job_with_each_login(
-    kafka_secure: SecureKafka, tmp_path: Path, login: str
+    kafka_secure: SecureKafka, oauth_idp: LocalIdP, tmp_path: Path, login: str
 ) -> None:
     # Every client of the worker (kafka-python for the topics, aiokafka for ingest and
     # recovery, Faust for detect and events) authenticates the same way.
-    bootstrap, settings = LOGINS[login](kafka_secure)
+    bootstrap, settings = LOGINS[login](kafka_secure, oauth_idp)
     client = Settings(kafka_bootstrap=bootstrap, **settings).kafka_python_config()
     whole_job(WorkerFactory(bootstrap, tmp_path, settings=settings, client=client))
 
@@ -404,3 +411,36 @@ def test_responders_with_the_documented_acls_do_their_whole_job(
     assert all(r.startswith("invalid event: ") for r in reasons), reasons
     kp = kafka_secure.kafka_python()
     assert committed_equals_end(kafka_secure.bootstrap, st.responder_group, st.topic_events, **kp)
+
+
+def test_a_worker_whose_oauth_client_is_refused_says_why_and_exits(
+    kafka_secure: SecureKafka, oauth_idp: LocalIdP, tmp_path: Path
+) -> None:
+    settings = kafka_secure.oauth_settings(oauth_idp.url, "not-the-secret")
+    code, out, took = run_worker_at(kafka_secure.bootstrap, tmp_path, settings)
+    assert code == 3, out[-2000:]
+    assert f"the OAuth token endpoint {oauth_idp.url} refused the client 'crisiswatch'" in out
+    assert "HTTP 401" in out and "not-the-secret" not in out and OAUTH_SECRET not in out
+    assert took < 20, took
+
+
+def test_a_worker_whose_token_the_broker_refuses_says_so_at_once(
+    kafka_secure: SecureKafka, tmp_path: Path
+) -> None:
+    # A token from another issuer's key: Kafka 4.1's default validator would take it
+    # (kafka.sh sets BrokerJwtValidator), and aiokafka went on as if logged in and
+    # found no brokers (streams.oauth._OAuthAuthenticator answers the refusal).
+    other = tmp_path / "other.key"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA", "-out", str(other)],
+        check=True,
+        capture_output=True,
+    )
+    with LocalIdP(other, {kafka_secure.username: OAUTH_SECRET}) as forger:
+        settings = kafka_secure.oauth_settings(forger.url, OAUTH_SECRET)
+        code, out, took = run_worker_at(kafka_secure.bootstrap, tmp_path, settings)
+        assert forger.issued, "the worker never asked for a token"
+    assert code == 3, out[-2000:]
+    assert 'SaslAuthenticationFailed: {"status":"invalid_token"}' in out, out[-2000:]
+    assert OAUTH_SECRET not in out
+    assert took < 20, took
