@@ -444,3 +444,16 @@ def test_a_worker_whose_token_the_broker_refuses_says_so_at_once(
     assert 'SaslAuthenticationFailed: {"status":"invalid_token"}' in out, out[-2000:]
     assert OAUTH_SECRET not in out
     assert took < 20, took
+
+
+def test_an_oauth_client_is_held_to_the_acls_of_its_tokens_subject(
+    kafka_secure: SecureKafka, oauth_idp: LocalIdP, tmp_path: Path
+) -> None:
+    # The token's sub ("guest") is the principal: not a super user, no ACLs.
+    settings = kafka_secure.oauth_settings(oauth_idp.url, OAUTH_SECRET, kafka_sasl_username="guest")
+    workers = WorkerFactory(
+        kafka_secure.bootstrap, tmp_path, settings=settings, client=kafka_secure.kafka_python()
+    )
+    line = refused(workers, tmp_path, OAUTH_SECRET)
+    assert "the OAuth client 'guest' (OAUTHBEARER: the principal is its token's subject)" in line
+    assert ("guest", "") in oauth_idp.issued
