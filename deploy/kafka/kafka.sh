@@ -24,7 +24,8 @@
 #
 # Environment: KAFKA_PORT, KAFKA_CLUSTER_PORT, KAFKA_HOME_DIR (data, logs and pid
 # files, default <project>/.cache), KAFKA_LIBS_ROOT (jar cache, default <project>/.cache), KAFKA_HEAP (default 512m single / 384m per cluster node),
-# KAFKA_JVM_OPTS (more JVM flags, appended: e.g. "-XX:+AlwaysPreTouch"), KAFKA_START_TIMEOUT (seconds, default 90).
+# KAFKA_JVM_OPTS (more JVM flags, appended: e.g. "-XX:+AlwaysPreTouch"), KAFKA_START_TIMEOUT (seconds, default 90),
+# KAFKA_EXTRA_PROPERTIES (server.properties lines appended last, e.g. "connections.max.reauth.ms=60000").
 # Every command is idempotent: start on a running broker says so and exits 0.
 set -euo pipefail
 
@@ -147,6 +148,10 @@ listener.name.ssl.ssl.client.auth=required
 listener.name.ssl.ssl.truststore.type=PEM
 listener.name.ssl.ssl.truststore.location=$dir/tls/ca.pem
 EOF
+  fi
+  if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then
+    # Last, so that they override: e.g. connections.max.reauth.ms for a fault test.
+    printf '%s\n' "# KAFKA_EXTRA_PROPERTIES" "$KAFKA_EXTRA_PROPERTIES" >>"$dir/server.properties"
   fi
 }
 

@@ -27,7 +27,7 @@ from kafka import KafkaProducer
 
 from streams.ports import free_port_block
 from streams.synth import surge_stream
-from tests.kafka_support import PROJECT, Worker, WorkerFactory
+from tests.kafka_support import PROJECT, SASL_SSL_OFFSET, Worker, WorkerFactory
 
 KAFKA_SH = PROJECT / "deploy" / "kafka" / "kafka.sh"
 
@@ -41,11 +41,17 @@ class LocalKafka:
     port: int = 0
     #: KAFKA_JVM_OPTS for every node it starts.
     jvm_opts: str = ""
+    #: KAFKA_EXTRA_PROPERTIES: server.properties lines appended last.
+    extra_properties: str = ""
+    #: A single node also gets kafka.sh's SASL_SSL listener, on port + SASL_SSL_OFFSET.
+    sasl_ssl: bool = False
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.port:
             offsets = [0, 1, 2, 1000, 1001, 1002] if self.cluster else [0, 1000]
+            if self.sasl_ssl:
+                offsets.append(SASL_SSL_OFFSET)
             self.port = free_port_block(offsets)
 
     @property
@@ -54,7 +60,12 @@ class LocalKafka:
         return ",".join(f"127.0.0.1:{self.port + i}" for i in range(n))
 
     def sh(self, *args: str, check: bool = True, timeout: float = 180) -> int:
-        env = {**os.environ, "KAFKA_HOME_DIR": str(self.home), "KAFKA_JVM_OPTS": self.jvm_opts}
+        env = {
+            **os.environ,
+            "KAFKA_HOME_DIR": str(self.home),
+            "KAFKA_JVM_OPTS": self.jvm_opts,
+            "KAFKA_EXTRA_PROPERTIES": self.extra_properties,
+        }
         t0 = time.monotonic()
         r = subprocess.run(
             ["bash", str(KAFKA_SH), *args],
@@ -71,7 +82,8 @@ class LocalKafka:
 
     # single node
     def start(self) -> None:
-        self.sh("start", "--port", str(self.port))
+        sasl = ["--sasl-ssl-port", str(self.port + SASL_SSL_OFFSET)] if self.sasl_ssl else []
+        self.sh("start", "--port", str(self.port), *sasl)
 
     def kill(self) -> None:
         self.sh("kill")
