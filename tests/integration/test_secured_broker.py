@@ -280,11 +280,18 @@ def grant(kafka: SecureKafka, recipe: list[tuple[str, str, str, tuple[str, ...]]
         admin.close()
 
 
-def guest_factory(kafka: SecureKafka, tmp: Path) -> tuple[WorkerFactory, Settings]:
-    """Workers as "guest", and their settings; the public topics made by a super user."""
+def guest_factory(
+    kafka: SecureKafka, tmp: Path, login: dict[str, str] | None = None
+) -> tuple[WorkerFactory, Settings]:
+    """Workers as "guest" (PLAIN, or the ``login`` settings given), and their settings."""
     workers = WorkerFactory(
-        kafka.bootstrap, tmp, settings=kafka.guest_settings(), client=kafka.kafka_python()
+        kafka.bootstrap, tmp, settings=login or kafka.guest_settings(), client=kafka.kafka_python()
     )
+    # The responders' topic and group of this run only (the defaults are shared names).
+    workers.settings = workers.settings | {
+        "topic_responder_deadletter": f"t{workers.run}.crisis.events.deadletter",
+        "responder_group": f"t{workers.run}-responders",
+    }
     env = workers.env()
     st = Settings(
         **{
@@ -374,12 +381,15 @@ def test_responders_name_every_permission_their_user_lacks(
     assert kafka_secure.password not in p.stderr + p.stdout
 
 
+@pytest.mark.parametrize("login", ["PLAIN", "OAUTHBEARER"])
 def test_responders_with_the_documented_acls_do_their_whole_job(
-    kafka_secure: SecureKafka, tmp_path: Path
+    kafka_secure: SecureKafka, oauth_idp: LocalIdP, tmp_path: Path, login: str
 ) -> None:
     # Exactly responder_acl_recipe (docs/operations.md, "Kafka ACLs"): every valid event
     # delivered, every invalid record dead-lettered with its reason, every offset committed.
-    workers, st = guest_factory(kafka_secure, tmp_path)
+    # OAUTHBEARER: the client "guest", whose tokens' subject is the principal User:guest.
+    oauth = kafka_secure.oauth_settings(oauth_idp.url, OAUTH_SECRET, kafka_sasl_username="guest")
+    workers, st = guest_factory(kafka_secure, tmp_path, oauth if login == "OAUTHBEARER" else None)
     public_topics(kafka_secure, st, st.topic_responder_deadletter)
     grant(kafka_secure, responder_acl_recipe(st))
     good = [orjson.dumps(event(n=i, brand=f"brand{i % 3}")) for i in range(6)]
