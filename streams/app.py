@@ -73,7 +73,7 @@ def faust_broker_credentials(settings: Settings) -> Any:
     if proto == "PLAINTEXT":
         return None
     ctx = ssl_context(settings)
-    if proto.startswith("SASL") and settings.kafka_sasl_mechanism == "OAUTHBEARER":
+    if settings.oauthbearer:
         from .oauth import AioKafkaTokens, credentials
 
         return faust.OAuthCredentials(

@@ -167,12 +167,12 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
 
 def identity(settings: Settings) -> str:
     """Who the broker sees, for an error message (never a secret)."""
+    if settings.oauthbearer:
+        return (
+            f"the OAuth client {settings.kafka_sasl_username!r} (OAUTHBEARER: the "
+            "principal is its token's subject)"
+        )
     if settings.kafka_security_protocol.startswith("SASL"):
-        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
-            return (
-                f"the OAuth client {settings.kafka_sasl_username!r} (OAUTHBEARER: the "
-                "principal is its token's subject)"
-            )
         return f"the user {settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism})"
     if settings.kafka_ssl_certfile:
         return f"the client certificate {settings.kafka_ssl_certfile}"

@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from . import checkpoint
 from .detect import DetectEngine
+from .oauth import REFUSED as OAUTH_REFUSED
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,20 +76,19 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
     ctx = ssl_context(settings)
     if ctx is not None:
         cfg["ssl_context"] = ctx
-    if settings.kafka_security_protocol.startswith("SASL"):
-        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
-            from .oauth import AioKafkaTokens, credentials
+    if settings.oauthbearer:
+        from .oauth import AioKafkaTokens, credentials
 
-            cfg.update(
-                sasl_mechanism="OAUTHBEARER",
-                sasl_oauth_token_provider=AioKafkaTokens(credentials(settings)),
-            )
-        else:
-            cfg.update(
-                sasl_mechanism=settings.kafka_sasl_mechanism,
-                sasl_plain_username=settings.kafka_sasl_username,
-                sasl_plain_password=settings.kafka_sasl_password,
-            )
+        cfg.update(
+            sasl_mechanism="OAUTHBEARER",
+            sasl_oauth_token_provider=AioKafkaTokens(credentials(settings)),
+        )
+    elif settings.kafka_security_protocol.startswith("SASL"):
+        cfg.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
     return cfg
 
 
@@ -104,7 +104,7 @@ _CLIENT_CERT_ALERTS = {
 #: client certificate the broker refuses or requires).
 PERMANENT = (
     "SaslAuthenticationFailed",
-    "OAuthTokenRefused",  # streams.oauth.REFUSED
+    OAUTH_REFUSED,
     "UnsupportedSaslMechanism",
     "CERTIFICATE_VERIFY_FAILED",
     *_CLIENT_CERT_ALERTS,
@@ -168,9 +168,7 @@ def connect_problem(settings: Settings, timeout: float = 15.0) -> str | None:
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
-    if settings.kafka_security_protocol.startswith("SASL") and (
-        settings.kafka_sasl_mechanism == "OAUTHBEARER"
-    ):
+    if settings.oauthbearer:
         from .oauth import OAuthError, credentials
 
         try:  # the clients would only log it, and retry until their timeout

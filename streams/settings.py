@@ -177,10 +177,16 @@ class Settings(BaseSettings):
             raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
         return v
 
+    @property
+    def oauthbearer(self) -> bool:
+        """Whether the Kafka clients log in with OAuth tokens (streams/oauth.py)."""
+        return self.kafka_security_protocol.startswith("SASL") and (
+            self.kafka_sasl_mechanism == "OAUTHBEARER"
+        )
+
     @model_validator(mode="after")
     def _oauth(self) -> Settings:
-        oauth = self.kafka_sasl_mechanism == "OAUTHBEARER"
-        if oauth and self.kafka_security_protocol.startswith("SASL"):
+        if self.oauthbearer:
             if not self.kafka_sasl_oauth_token_url:
                 raise ValueError(
                     "OAUTHBEARER needs CRISISWATCH_KAFKA_SASL_OAUTH_TOKEN_URL (the identity "
@@ -199,9 +205,7 @@ class Settings(BaseSettings):
     def kafka_python_config(self) -> dict[str, Any]:
         """Security settings in kafka-python's keyword names."""
         cfg: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism == "OAUTHBEARER" and self.kafka_security_protocol.startswith(
-            "SASL"
-        ):
+        if self.oauthbearer:
             from .oauth import KafkaPythonTokens, credentials
 
             cfg.update(
