@@ -220,10 +220,11 @@ def credentials(settings: Settings) -> ClientCredentials:
     with _SHARED_LOCK:
         creds = _SHARED.get(key)
         if creds is None:
-            # An https endpoint is verified against the system's CAs and the broker's CA file.
-            ctx = None
-            if url.startswith("https:"):
-                ctx = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+            # An https endpoint is verified against the system's CAs and the broker's CA
+            # file (create_default_context(cafile=...) alone would trust that file only).
+            ctx = ssl.create_default_context()
+            if settings.kafka_ssl_cafile:
+                ctx.load_verify_locations(cafile=settings.kafka_ssl_cafile)
             creds = ClientCredentials(
                 url,
                 settings.kafka_sasl_username,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +154,23 @@ def test_the_secret_goes_only_to_the_token_endpoint(idp: LocalIdP) -> None:
     assert cfg["sasl_mechanism"] == "OAUTHBEARER"
     assert "sasl_plain_password" not in cfg and "sasl_plain_password" not in aiokafka_config(st)
     assert SECRET not in repr(st)
+
+
+def test_an_https_endpoint_trusts_the_system_cas_and_the_brokers_ca(tmp_path: Path) -> None:
+    # A public identity provider beside a broker with a private CA: trusting only the
+    # broker's CA file would refuse the provider's certificate.
+    ca = tmp_path / "ca.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=test CA", "-keyout", str(tmp_path / "ca.key"), "-out", str(ca)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    st = settings("https://idp.example/token", kafka_ssl_cafile=str(ca))
+    ctx = oauth.credentials(st)._ssl
+    assert ctx is not None
+    system = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    assert system > 0, "this machine has no system CAs to compare with"
+    assert ctx.cert_store_stats()["x509_ca"] == system + 1
