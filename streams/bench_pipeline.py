@@ -701,13 +701,16 @@ def measure_latency(
     run.start(1)
     try:
         lateness = float(LATENCY_SETTINGS["allowed_lateness_seconds"])
-        # Generating takes seconds: created_at starts a little ahead of now,
-        # and latencies are taken against the actual send clock below. The
-        # start is on the bucket grid: where the stream starts within a bucket
+        # created_at starts at the last bucket boundary before now, so every
+        # mention is sent a few seconds (the generation, up to one bucket)
+        # after its created_at, as live mentions are, and never ahead of the
+        # worker's clock, which caps the watermark (watermark_future_skew_seconds).
+        # Latencies are taken against the actual send clock below. The start
+        # is on the bucket grid: where the stream starts within a bucket
         # changes how many crisis events it triggers (638 to 2,034 in replays
         # of the same stream), and on the grid is the heaviest case.
         width = float(LATENCY_SETTINGS["bucket_seconds"])
-        start = math.ceil((time.time() + 0.6 * seconds * rate / 100_000 + 1.0) / width) * width
+        start = math.floor(time.time() / width) * width
         records = latency_stream(rate, seconds, brands, start)
         took, sent0 = produce(bootstrap, topic, records, rate=rate)
         last_created = _dt.datetime.fromisoformat(

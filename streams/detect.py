@@ -7,7 +7,8 @@ stream and the backtest run the same code.
 
 Event time: a mention counts in the bucket ``floor(event_time / width)``.
 The watermark is the largest event time seen (capped at wall-clock time
-plus ``watermark_future_skew_seconds`` in the stream) minus the allowed lateness;
+plus ``watermark_future_skew_seconds``, 0 by default, in the stream) minus the
+allowed lateness;
 a bucket closes once the watermark passes its end, and closing runs the
 detector over that bucket for every brand of the engine at once. A
 mention whose bucket has already closed is *late*: it is not counted and

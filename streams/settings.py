@@ -96,9 +96,13 @@ class Settings(BaseSettings):
     bucket_seconds: int = Field(default=300, ge=1, le=86_400)
     allowed_lateness_seconds: int = Field(default=60, ge=0, le=86_400)
     max_future_seconds: int = Field(default=300, ge=0)
-    # The stream's watermark never runs more than this ahead of wall-clock time
-    # (None: uncapped, as the backtest runs over history).
-    watermark_future_skew_seconds: float | None = Field(default=60.0, ge=0)
+    # The stream's watermark (before the allowed lateness is taken off) never
+    # runs more than this ahead of wall-clock time (None: uncapped, as the
+    # backtest runs over history). At 0, every mention that arrives within the
+    # allowed lateness of its created_at is counted, whatever clock another
+    # mention came from; a skew S only guarantees that for mentions arriving
+    # within (lateness - S), so keep it well below the lateness.
+    watermark_future_skew_seconds: float | None = Field(default=0.0, ge=0)
     # The combined crisis detector (volume, negative share, mean sentiment);
     # its score is S / (S + 3) with S the digits of surprise, so 0.6 means
     # about one chance in 30,000 under the brand's own baseline.
