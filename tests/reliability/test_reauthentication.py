@@ -5,8 +5,8 @@ aiokafka does not re-authenticate (KIP-368), so the broker closes each of the
 worker's connections when its session ends, and the clients log in again with
 the process's cached token. A worker logged in with OAUTHBEARER must count
 every mention and publish every scored one through those closes. A private
-broker (own state folder, free ports) with 5 s sessions; the worker runs about
-30 s of trickled input.
+broker (own state folder, free ports) with 3 s sessions; the worker runs about
+18 s of trickled input.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from tests.reliability.support import LocalKafka, summary, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability, pytest.mark.ci]
 
-SESSION_MS = 5_000
-N = 3_000
-CHUNKS = 15
+SESSION_MS = 3_000
+N = 2_700
+CHUNKS = 9
 
 
 @pytest.mark.timeout(300)
