@@ -372,10 +372,15 @@ case "$cmd" in
         die "the local broker runs without an SSL listener on $ssl_port; stop it first"
       fi
     fi
-    if [[ -n "$sasl_ssl_port$ssl_port" ]]; then secure_material "$single_dir"; fi
-    if [[ -n "$sasl_ssl_port" ]]; then oauth_material "$single_dir"; fi
-    write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1 "$sasl_ssl_port" "$ssl_port"
-    echo "$port" >"$single_dir/port"
+    # A broker already running keeps the configuration it was started with:
+    # rewriting server.properties under it would describe listeners it does
+    # not have (and the next start would silently change them).
+    if ! { [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null; }; then
+      if [[ -n "$sasl_ssl_port$ssl_port" ]]; then secure_material "$single_dir"; fi
+      if [[ -n "$sasl_ssl_port" ]]; then oauth_material "$single_dir"; fi
+      write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1 "$sasl_ssl_port" "$ssl_port"
+      echo "$port" >"$single_dir/port"
+    fi
     start_node "$single_dir" "$(cluster_id "$single_dir")" "$port" "${KAFKA_HEAP:-512m}"
     wait_ready "$single_dir" "$port"
     say "broker ready on 127.0.0.1:$port (logs: $single_dir/logs/server.log)"

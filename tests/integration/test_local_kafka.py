@@ -37,9 +37,14 @@ def test_start_is_idempotent_and_status_says_where_logs_are(kafka_bootstrap: str
         pytest.skip("an external broker is configured; the local script is not in use")
     state = PROJECT / ".cache" / "test-kafka"
     port = kafka_bootstrap.rsplit(":", 1)[1]
+    config = state / "kafka-single" / "server.properties"
+    before = config.read_text()
     t0 = time.monotonic()
+    # Without the session broker's secured listeners: a running broker keeps the
+    # configuration it was started with, on disk as in memory.
     out = sh("start", "--port", port, state=state)
     assert "already running" in out.stdout
+    assert config.read_text() == before, "start rewrote the running broker's server.properties"
     assert time.monotonic() - t0 < 10
     status = sh("status", state=state)
     assert status.stdout.startswith("running")
