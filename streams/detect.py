@@ -403,14 +403,21 @@ class DetectEngine:
         sel = np.arange(len(m)) if rows is None else np.asarray(rows, dtype=np.intp)
         if len(sel):
             self._count(m, sel, res)
+        res.events.extend(self._close_until(int(self.watermark() // self.width)))
+        return res
+
+    def watermark(self, now: float | None = None) -> float:
+        """The newest event time counted, capped at ``now`` (wall clock) plus
+        ``watermark_future_skew_seconds`` in the stream, minus the allowed
+        lateness: buckets that end at or before it are closed (``-inf`` before
+        the first mention)."""
         horizon = self.max_event_time
         if self.s.watermark_future_skew_seconds is not None:
             # One mention from a clock running fast must not drag the watermark
             # ahead of real time and make every live mention after it late.
-            horizon = min(horizon, time.time() + self.s.watermark_future_skew_seconds)
-        watermark = horizon - self.s.allowed_lateness_seconds
-        res.events.extend(self._close_until(int(watermark // self.width)))
-        return res
+            now = time.time() if now is None else now
+            horizon = min(horizon, now + self.s.watermark_future_skew_seconds)
+        return horizon - self.s.allowed_lateness_seconds
 
     def _count(self, m: Mentions, sel: npt.NDArray[np.intp], res: AddResult) -> None:
         bk = np.floor_divide(m.event_time[sel], self.width).astype(np.int64)

@@ -608,10 +608,11 @@ class OpsState:
 
     def _watermarks(self, engines: Mapping[int, DetectEngine], now: float) -> None:
         seen: set[str] = set()
-        lateness = self.settings.allowed_lateness_seconds
         for p, eng in engines.items():
             if math.isfinite(eng.max_event_time):
-                WATERMARK_LAG.labels(str(p)).set(now - (eng.max_event_time - lateness))
+                # The watermark the engine closes by: one mention from a fast
+                # clock does not make the lag negative.
+                WATERMARK_LAG.labels(str(p)).set(now - eng.watermark(now))
                 seen.add(str(p))
         for gone in self._watermark_parts - seen:
             WATERMARK_LAG.remove(gone)

@@ -84,8 +84,14 @@ def test_ops_state_gauges_follow_the_engines() -> None:
     ops.refresh({7: eng}, now=2000.0)
     assert value("crisiswatch_open_crises", kind="negativity_surge", severity="high") == 1
     assert value("crisiswatch_open_crises", kind="negativity_surge", severity="low") == 0
-    # now - (newest event time - allowed lateness of 60 s)
-    assert value("crisiswatch_watermark_lag_seconds", partition="7") == 2000.0 - (1000.0 - 60)
+    # now - (newest event time - the engine's allowed lateness of 0 s)
+    assert value("crisiswatch_watermark_lag_seconds", partition="7") == 2000.0 - 1000.0
+    # One mention from a clock 50 minutes fast: the watermark the engine closes by
+    # stops at the wall clock, and so does the lag (not -3,000 s).
+    newest, eng.max_event_time = eng.max_event_time, 2000.0 + 3000.0
+    ops.refresh({7: eng}, now=2000.0)
+    assert value("crisiswatch_watermark_lag_seconds", partition="7") == 0.0
+    eng.max_event_time = newest
     assert value("crisiswatch_brands_known") == 2
     assert value("crisiswatch_brands_silent") == 0
     # Brand labels are capped: the second brand becomes "other".
