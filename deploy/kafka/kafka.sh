@@ -406,7 +406,10 @@ case "$cmd" in
     voters="1@127.0.0.1:$((port + 1000)),2@127.0.0.1:$((port + 1001)),3@127.0.0.1:$((port + 1002))"
     cid="$(cluster_id "$cluster_dir")"
     for n in 1 2 3; do
-      write_config "$cluster_dir/node$n" "$n" $((port + n - 1)) $((port + 999 + n)) "$voters" 3
+      d="$cluster_dir/node$n"
+      if ! { [[ -f "$d/pid" ]] && kill -0 "$(cat "$d/pid")" 2>/dev/null; }; then
+        write_config "$d" "$n" $((port + n - 1)) $((port + 999 + n)) "$voters" 3
+      fi
       start_node "$cluster_dir/node$n" "$cid" $((port + n - 1)) "${KAFKA_HEAP:-384m}"
     done
     for n in 1 2 3; do wait_ready "$cluster_dir/node$n" $((port + n - 1)); done
