@@ -232,13 +232,11 @@ def acl_recipe(settings: Settings) -> list[tuple[str, str, str, tuple[str, ...]]
 
 
 def check_access(
-    settings: Settings,
-    topics: dict[str, set[str]] | None = None,
-    groups: list[str] | None = None,
+    settings: Settings, access: tuple[dict[str, set[str]], list[str]] | None = None
 ) -> None:
     """Raise NotAuthorized, naming every missing permission, if the broker's ACLs
-    would stop the worker (or the ``topics`` operations and ``groups`` given, for
-    another client); otherwise return.
+    would stop the worker (or the client whose ``access``, topic operations and
+    groups, is given: ``responder_access``); otherwise return.
 
     Without it a worker whose user may not join its consumer groups waits
     forever and logs nothing, and one that may not read or write a topic fails
@@ -248,8 +246,7 @@ def check_access(
     """
     from kafka.errors import GroupAuthorizationFailedError
 
-    if topics is None or groups is None:
-        topics, groups = required_access(settings)
+    topics, groups = access or required_access(settings)
     admin = KafkaAdminClient(**_common(settings), request_timeout_ms=10_000)
     missing: list[str] = []
     try:

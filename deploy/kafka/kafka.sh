@@ -69,6 +69,8 @@ fetch() {
 classpath() { echo "$libs/*"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# node_running NODE_DIR: its broker's process is alive.
+node_running() { [[ -f "$1/pid" ]] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
 
 # write_config NODE_DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION
 # [SASL_SSL_PORT [SSL_PORT]]: also a SASL_SSL listener there, and an SSL listener that
@@ -208,7 +210,7 @@ oauth_material() {
 start_node() {
   local dir="$1" cid="$2" port="$3" heap="$4"
   need_java
-  if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+  if node_running "$dir"; then
     say "broker on 127.0.0.1:$port already running (pid $(cat "$dir/pid"))"
     return 0
   fi
@@ -294,7 +296,7 @@ stop_cluster() {
 
 node_status() {
   local dir="$1" port="$2"
-  if [[ -f "$dir/pid" ]] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+  if node_running "$dir"; then
     if port_open "$port"; then
       echo "running  127.0.0.1:$port  pid $(cat "$dir/pid")  logs $dir/logs"
       return 0
@@ -353,14 +355,14 @@ case "$cmd" in
   start)
     parse_port "${KAFKA_PORT:-9092}" "$@"
     fetch
-    if [[ -f "$single_dir/port" && "$(cat "$single_dir/port")" != "$port" ]] && [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null; then
+    if [[ -f "$single_dir/port" && "$(cat "$single_dir/port")" != "$port" ]] && node_running "$single_dir"; then
       die "a local broker is already running on port $(cat "$single_dir/port"); stop it first"
     fi
     if [[ -n "$sasl_ssl_port" ]]; then
       if port_open "$sasl_ssl_port" && ! port_open "$port"; then
         die "port $sasl_ssl_port is already in use by another process; choose another with --sasl-ssl-port"
       fi
-      if [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null && ! port_open "$sasl_ssl_port"; then
+      if node_running "$single_dir" && ! port_open "$sasl_ssl_port"; then
         die "the local broker runs without a SASL_SSL listener on $sasl_ssl_port; stop it first"
       fi
     fi
@@ -368,14 +370,14 @@ case "$cmd" in
       if port_open "$ssl_port" && ! port_open "$port"; then
         die "port $ssl_port is already in use by another process; choose another with --ssl-port"
       fi
-      if [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null && ! port_open "$ssl_port"; then
+      if node_running "$single_dir" && ! port_open "$ssl_port"; then
         die "the local broker runs without an SSL listener on $ssl_port; stop it first"
       fi
     fi
     # A broker already running keeps the configuration it was started with:
     # rewriting server.properties under it would describe listeners it does
     # not have (and the next start would silently change them).
-    if ! { [[ -f "$single_dir/pid" ]] && kill -0 "$(cat "$single_dir/pid")" 2>/dev/null; }; then
+    if ! node_running "$single_dir"; then
       if [[ -n "$sasl_ssl_port$ssl_port" ]]; then secure_material "$single_dir"; fi
       if [[ -n "$sasl_ssl_port" ]]; then oauth_material "$single_dir"; fi
       write_config "$single_dir" 1 "$port" $((port + 1000)) "1@127.0.0.1:$((port + 1000))" 1 "$sasl_ssl_port" "$ssl_port"
@@ -407,10 +409,10 @@ case "$cmd" in
     cid="$(cluster_id "$cluster_dir")"
     for n in 1 2 3; do
       d="$cluster_dir/node$n"
-      if ! { [[ -f "$d/pid" ]] && kill -0 "$(cat "$d/pid")" 2>/dev/null; }; then
+      if ! node_running "$d"; then
         write_config "$d" "$n" $((port + n - 1)) $((port + 999 + n)) "$voters" 3
       fi
-      start_node "$cluster_dir/node$n" "$cid" $((port + n - 1)) "${KAFKA_HEAP:-384m}"
+      start_node "$d" "$cid" $((port + n - 1)) "${KAFKA_HEAP:-384m}"
     done
     for n in 1 2 3; do wait_ready "$cluster_dir/node$n" $((port + n - 1)); done
     say "cluster ready on 127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2)) (logs: $cluster_dir/node*/logs)"

@@ -248,7 +248,7 @@ class Responder:
         stop the responders (a group they may not join crashed them with a traceback)."""
         from ..kafka_util import check_access, responder_access
 
-        check_access(self.settings, *responder_access(self.settings))
+        check_access(self.settings, responder_access(self.settings))
 
     def ensure_topics(self) -> None:
         """Create the events and responder dead-letter topics if missing (best effort:
