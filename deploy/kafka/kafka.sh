@@ -404,6 +404,13 @@ case "$cmd" in
     parse_port "${KAFKA_CLUSTER_PORT:-19092}" "$@"
     fetch
     mkdir -p "$state"
+    if [[ -f "$state/cluster.port" && "$(cat "$state/cluster.port")" != "$port" ]]; then
+      for n in 1 2 3; do
+        if node_running "$cluster_dir/node$n"; then
+          die "a local cluster is already running on ports $(cat "$state/cluster.port")-$(($(cat "$state/cluster.port") + 2)); stop it first (cluster-stop)"
+        fi
+      done
+    fi
     echo "$port" >"$state/cluster.port"
     voters="1@127.0.0.1:$((port + 1000)),2@127.0.0.1:$((port + 1001)),3@127.0.0.1:$((port + 1002))"
     cid="$(cluster_id "$cluster_dir")"

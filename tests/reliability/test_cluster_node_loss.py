@@ -8,7 +8,8 @@ the worker counts (partition leadership moves to the survivors), then
 started again; it must rejoin the ISR.
 
 It is also the test of kafka.sh's cluster commands (cluster-start, node-kill,
-node-start, cluster-status, cluster-stop, KAFKA_JVM_OPTS reaching every node),
+node-start, cluster-status, cluster-stop, KAFKA_JVM_OPTS reaching every node,
+a second cluster-start on other ports refused),
 so that CI starts one three-node cluster, not two.
 """
 
@@ -66,6 +67,12 @@ def test_cluster_node_loss_mid_stream_loses_nothing(tmp_path: Path) -> None:
     kafka.cluster_start()
     # KAFKA_JVM_OPTS reaches every node's JVM.
     assert all(mark in kafka.node_cmdline(n) for n in (1, 2, 3))
+    # cluster-start on other ports is refused while the cluster runs: it would
+    # have pointed cluster.port (and so node-start, cluster-status) elsewhere.
+    port_file = kafka.home / "cluster.port"
+    assert kafka.sh("cluster-start", "--port", str(kafka.port + 10), check=False) != 0
+    assert port_file.read_text().strip() == str(kafka.port)
+    assert kafka.cluster_status() == 0, kafka.log
     factory = WorkerFactory(kafka.bootstrap, tmp_path)
     try:
         w = factory.start(ready_timeout=120, checkpoint_seconds="2", replication_factor="3")
