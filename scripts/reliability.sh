@@ -2,8 +2,9 @@
 # The reliability suite (tests/reliability) against real Kafka brokers, in one command.
 #
 #   scripts/reliability.sh              every scenario but the on-demand ones (about 6-7 min
-#                                       on 2 cores); all of it is marked `ci` and also runs
-#                                       in the README test command (scripts/test.sh)
+#                                       on 2 cores); all of it but test_reauthentication.py
+#                                       is marked `ci` and also runs in the README test
+#                                       command (scripts/test.sh)
 #   scripts/reliability.sh --all        also the on-demand tests: the 30-minute soak
 #                                       and the failover with a 60 s session timeout
 #   scripts/reliability.sh -k broker    extra arguments go to pytest
