@@ -404,10 +404,11 @@ case "$cmd" in
     parse_port "${KAFKA_CLUSTER_PORT:-19092}" "$@"
     fetch
     mkdir -p "$state"
-    if [[ -f "$state/cluster.port" && "$(cat "$state/cluster.port")" != "$port" ]]; then
+    was="$(cat "$state/cluster.port" 2>/dev/null || true)"
+    if [[ -n "$was" && "$was" != "$port" ]]; then
       for n in 1 2 3; do
         if node_running "$cluster_dir/node$n"; then
-          die "a local cluster is already running on ports $(cat "$state/cluster.port")-$(($(cat "$state/cluster.port") + 2)); stop it first (cluster-stop)"
+          die "a local cluster is already running on ports $was-$((was + 2)); stop it first (cluster-stop)"
         fi
       done
     fi

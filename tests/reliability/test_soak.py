@@ -22,10 +22,10 @@ its last sample: a trend, whatever the phase of the saw tooth. (Until
 seconds, three buckets: with two modes such a median lands on either, and
 run 7 failed at +6.7% while its 5-minute medians read 851, 824, 847 MiB and
 its heap in use did not move.) The medians and the single first and last
-samples are reported beside it. The worker's C heap (glibc ``mallinfo2``: in use, free) is sampled
-with RSS, so a rise can be told apart: memory in use (a leak) or freed
-memory the allocator holds (fragmentation; the worker trims it every
-``CRISISWATCH_MALLOC_TRIM_SECONDS``).
+samples are reported beside it. The worker's C heap (glibc ``mallinfo2``:
+in use, free) is sampled with RSS, so a rise can be told apart: memory in
+use (a leak) or freed memory the allocator holds (fragmentation; the worker
+trims it every ``CRISISWATCH_MALLOC_TRIM_SECONDS``).
 
 The warm-up covers JIT compilation, buffers, per-brand state and the fill of
 the duplicate-id window, which is bounded by design and grows with the rate
