@@ -32,6 +32,8 @@ def worker(loglevel: str | None) -> None:
     from .kafka_util import check_access, ensure_topics
 
     settings = load_settings()
+    # Before the model and the kernels load: blocks allocated earlier stay put.
+    memory.fix_mmap_threshold(settings.malloc_mmap_threshold)
     created = ensure_topics(settings)
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)

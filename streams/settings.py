@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     # Hand the C heap's free pages back to the OS this often (glibc's
     # malloc_trim, streams/memory.py); 0 turns it off.
     malloc_trim_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # Blocks of this many bytes or more are mmapped and unmapped when freed,
+    # with glibc's adaptive threshold off (streams/memory.py fix_mmap_threshold;
+    # RSS crept without it at 32,000/s, docs/reliability.md problem 15; it
+    # costs about 8% of throughput); 0 keeps glibc's adaptive default.
+    malloc_mmap_threshold: int = Field(default=1 << 20, ge=0, le=32 * 2**20)
     # Young-generation threshold of Python's garbage collector in a worker
     # (CPython's default is 700; streams/memory.py service_gc); 0 keeps
     # CPython's defaults and freezes nothing.

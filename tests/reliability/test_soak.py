@@ -25,7 +25,8 @@ its heap in use did not move.) The medians and the single first and last
 samples are reported beside it. The worker's C heap (glibc ``mallinfo2``:
 in use, free) is sampled with RSS, so a rise can be told apart: memory in
 use (a leak) or freed memory the allocator holds (fragmentation; the worker
-trims it every ``CRISISWATCH_MALLOC_TRIM_SECONDS``).
+trims it every ``CRISISWATCH_MALLOC_TRIM_SECONDS`` and keeps large blocks
+out of it, ``CRISISWATCH_MALLOC_MMAP_THRESHOLD``).
 
 The warm-up covers JIT compilation, buffers, per-brand state and the fill of
 the duplicate-id window, which is bounded by design and grows with the rate
