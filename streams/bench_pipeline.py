@@ -318,6 +318,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def minor_faults(pid: int) -> int:
+    """Minor page faults of a process so far, all its threads (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -595,6 +601,9 @@ class Run:
     def cpu(self) -> float:
         return sum(cpu_seconds(w.proc.pid) for w in self.workers)
 
+    def faults(self) -> int:
+        return sum(minor_faults(w.proc.pid) for w in self.workers)
+
     def rss(self) -> float:
         return max(peak_rss_mib(w.proc.pid) for w in self.workers)
 
@@ -619,12 +628,14 @@ def measure_pipeline(
     try:
         deadline = time.monotonic() + timeout
         t0 = c0 = 0.0
+        f0 = 0
         first = 0
         while True:
             if not t0:
                 got_in = run.total("ingest.in")
                 if got_in:
                     t0, c0, first = time.perf_counter(), run.cpu(), got_in
+                    f0 = run.faults()
                     broker.start()
             # A partition's first envelopes may be counted by its restore's replay
             # (an eager restore at assignment), not by the agent.
@@ -635,7 +646,7 @@ def measure_pipeline(
                 raise RuntimeError(f"{run.name}: {done}/{n} mentions detected in {timeout}s")
             # Counters only (/stats?brands=false): the brand list costs the worker.
             time.sleep(poll)
-        dt, dc = time.perf_counter() - t0, run.cpu() - c0
+        dt, dc, df = time.perf_counter() - t0, run.cpu() - c0, run.faults() - f0
         # The first poll already saw ``first`` mentions ingested: they are not in dt.
         counted = n - first
         if counted < n // 4:
@@ -647,6 +658,7 @@ def measure_pipeline(
         return {
             "rate": counted / dt,
             "cpu_s_per_m": dc / counted * 1e6,
+            "faults_per_mention": df / counted,
             **broker.per_million(counted),
             "rss_mib": run.rss(),
             "seconds": dt,

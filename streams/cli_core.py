@@ -33,7 +33,7 @@ def worker(loglevel: str | None) -> None:
 
     settings = load_settings()
     # Before the model and the kernels load: blocks allocated earlier stay put.
-    memory.fix_mmap_threshold(settings.malloc_mmap_threshold)
+    memory.fix_thresholds(settings.malloc_mmap_threshold, settings.malloc_trim_threshold)
     created = ensure_topics(settings)
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)

@@ -10,16 +10,20 @@ periodically; so does the worker (``CRISISWATCH_MALLOC_TRIM_SECONDS``).
 Trimming only gives back whole free pages, though, and at a high rate the
 freed memory glibc kept still grew (the 30-minute soak at 32,000/s: heap in
 use flat, free 302 -> 367 MiB, RSS +7.9%; docs/reliability.md problem 15).
-So the worker also fixes glibc's mmap threshold at 1 MiB
+So the worker also fixes glibc's mmap threshold at 4 MiB
 (``CRISISWATCH_MALLOC_MMAP_THRESHOLD``, :func:`fix_mmap_threshold`): every
 block that large (the bucket-sized arrays) is mapped on its own and unmapped
-when freed, and never lands in the heap to fragment it; the smaller per-batch
-arrays are still reused from the heap. It is what ``MALLOC_MMAP_THRESHOLD_``
-in the environment does, set by the worker so no deployment can lose it.
-Measured (docs/reliability.md, problem 15): RSS flat at 615-656 MiB over the
-soak at 32,000/s, for 8% of one worker's throughput; glibc's initial 128 KiB
-made fixed was as flat but cost 27%, since each batch's arrays then fault in
-fresh pages.
+when freed, and never lands in the heap to fragment it; the per-batch buffers
+(about 2 MiB each: joined texts, spliced output) are reused from the heap. It
+is what ``MALLOC_MMAP_THRESHOLD_`` in the environment does, set by the worker
+so no deployment can lose it. Fixing it also freezes glibc's trim threshold
+at 128 KiB, so the heap shrank after every batch and the next one faulted
+its pages in again; the worker raises that one to 32 MiB
+(``CRISISWATCH_MALLOC_TRIM_THRESHOLD``, :func:`fix_trim_threshold`).
+Measured (docs/reliability.md, problem 15): RSS flat at 682-705 MiB over the
+soak at 32,000/s (-0.2%), for 3% of one worker's throughput and 0.16 minor
+page faults per mention (adaptive 0.09); 1 MiB with glibc's trim threshold
+was as flat but cost 12% (1.09 faults per mention), 128 KiB 27%.
 
 Everything here is a no-op where the C library is not glibc (musl, macOS):
 :func:`heap` returns None and :func:`trim` returns False.
@@ -143,6 +147,54 @@ def fix_mmap_threshold(nbytes: int) -> bool:
     if not lib.mallopt(_M_MMAP_THRESHOLD, nbytes):
         raise ValueError(f"glibc refused mmap threshold {nbytes}")
     return True
+
+
+#: glibc's ``M_TRIM_THRESHOLD`` parameter of ``mallopt`` (malloc.h).
+_M_TRIM_THRESHOLD = -1
+#: The largest trim threshold the worker sets (mallopt takes an int).
+TRIM_THRESHOLD_MAX = 2**30
+
+
+def fix_trim_threshold(nbytes: int) -> bool:
+    """Keep up to ``nbytes`` free at the top of the heap instead of handing it back at once.
+
+    glibc shrinks the heap whenever more than the trim threshold is free at
+    its top. Its adaptive mode raises that threshold with the mmap threshold
+    (to twice the largest mapped block freed), but fixing the mmap threshold
+    (:func:`fix_mmap_threshold`) freezes it at 128 KiB: each batch's buffers
+    then grow the heap, are freed, and the heap shrinks again, so the next
+    batch faults fresh pages in (about 0.5 page faults per mention in the
+    worker). The periodic :func:`trim` still returns whatever stays free.
+    Like the mmap threshold, setting it turns glibc's adaptation off, so the
+    worker sets it only beside a fixed mmap threshold. ``nbytes`` 0 changes nothing. True if set; False without glibc.
+
+    >>> fix_trim_threshold(0)
+    False
+    """
+    if nbytes <= 0:
+        return False
+    if nbytes > TRIM_THRESHOLD_MAX:
+        raise ValueError(f"trim threshold {nbytes} is over {TRIM_THRESHOLD_MAX}")
+    lib = _libc()
+    if lib is None:
+        return False
+    if not lib.mallopt(_M_TRIM_THRESHOLD, nbytes):
+        raise ValueError(f"glibc refused trim threshold {nbytes}")
+    return True
+
+
+def fix_thresholds(mmap_bytes: int, trim_bytes: int) -> tuple[bool, bool]:
+    """The worker's malloc set-up: :func:`fix_mmap_threshold`, then
+    :func:`fix_trim_threshold` only if the mmap threshold was fixed (setting
+    the trim threshold alone would turn glibc's adaptation off and leave the
+    mmap threshold at 128 KiB, which cost 27% of throughput). Which were set.
+
+    >>> fix_thresholds(0, 32 << 20)
+    (False, False)
+    """
+    if not fix_mmap_threshold(mmap_bytes):
+        return False, False
+    return True, fix_trim_threshold(trim_bytes)
 
 
 #: Young-generation threshold while a batch job runs (CPython's default is 700).

@@ -72,9 +72,16 @@ class Settings(BaseSettings):
     malloc_trim_seconds: float = Field(default=60.0, ge=0, le=3600)
     # Blocks of this many bytes or more are mmapped and unmapped when freed,
     # with glibc's adaptive threshold off (streams/memory.py fix_mmap_threshold;
-    # RSS crept without it at 32,000/s, docs/reliability.md problem 15; it
-    # costs about 8% of throughput); 0 keeps glibc's adaptive default.
-    malloc_mmap_threshold: int = Field(default=1 << 20, ge=0, le=32 * 2**20)
+    # RSS crept without it at 32,000/s, docs/reliability.md problem 15; with
+    # the trim threshold below it costs about 3% of throughput); 0 keeps
+    # glibc's adaptive default.
+    malloc_mmap_threshold: int = Field(default=4 << 20, ge=0, le=32 * 2**20)
+    # Up to this many free bytes stay at the top of the heap between batches
+    # (streams/memory.py fix_trim_threshold): with the mmap threshold fixed,
+    # glibc's own stays at 128 KiB and the heap shrinks and regrows every
+    # batch; the periodic trim still returns them. 0 keeps glibc's value;
+    # not set when malloc_mmap_threshold is 0 (it would end the adaptation).
+    malloc_trim_threshold: int = Field(default=32 * 2**20, ge=0, le=2**30)
     # Young-generation threshold of Python's garbage collector in a worker
     # (CPython's default is 700; streams/memory.py service_gc); 0 keeps
     # CPython's defaults and freezes nothing.
