@@ -123,6 +123,20 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 2**20
 
 
+def _mallopt(param: int, name: str, nbytes: int, maximum: int) -> bool:
+    """``mallopt(param, nbytes)``: False for 0 or without glibc, ValueError over ``maximum`` or refused."""
+    if nbytes <= 0:
+        return False
+    if nbytes > maximum:
+        raise ValueError(f"{name} {nbytes} is over the maximum {maximum}")
+    lib = _libc()
+    if lib is None:
+        return False
+    if not lib.mallopt(param, nbytes):
+        raise ValueError(f"glibc refused {name} {nbytes}")
+    return True
+
+
 def fix_mmap_threshold(nbytes: int) -> bool:
     """Serve blocks of ``nbytes`` or more by mmap from now on, with the threshold fixed.
 
@@ -137,16 +151,7 @@ def fix_mmap_threshold(nbytes: int) -> bool:
     >>> fix_mmap_threshold(0)
     False
     """
-    if nbytes <= 0:
-        return False
-    if nbytes > MMAP_THRESHOLD_MAX:
-        raise ValueError(f"mmap threshold {nbytes} is over glibc's maximum {MMAP_THRESHOLD_MAX}")
-    lib = _libc()
-    if lib is None:
-        return False
-    if not lib.mallopt(_M_MMAP_THRESHOLD, nbytes):
-        raise ValueError(f"glibc refused mmap threshold {nbytes}")
-    return True
+    return _mallopt(_M_MMAP_THRESHOLD, "mmap threshold", nbytes, MMAP_THRESHOLD_MAX)
 
 
 #: glibc's ``M_TRIM_THRESHOLD`` parameter of ``mallopt`` (malloc.h).
@@ -166,21 +171,13 @@ def fix_trim_threshold(nbytes: int) -> bool:
     batch faults fresh pages in (about 0.5 page faults per mention in the
     worker). The periodic :func:`trim` still returns whatever stays free.
     Like the mmap threshold, setting it turns glibc's adaptation off, so the
-    worker sets it only beside a fixed mmap threshold. ``nbytes`` 0 changes nothing. True if set; False without glibc.
+    worker sets it only beside a fixed mmap threshold. ``nbytes`` 0 changes
+    nothing. True if set; False without glibc.
 
     >>> fix_trim_threshold(0)
     False
     """
-    if nbytes <= 0:
-        return False
-    if nbytes > TRIM_THRESHOLD_MAX:
-        raise ValueError(f"trim threshold {nbytes} is over {TRIM_THRESHOLD_MAX}")
-    lib = _libc()
-    if lib is None:
-        return False
-    if not lib.mallopt(_M_TRIM_THRESHOLD, nbytes):
-        raise ValueError(f"glibc refused trim threshold {nbytes}")
-    return True
+    return _mallopt(_M_TRIM_THRESHOLD, "trim threshold", nbytes, TRIM_THRESHOLD_MAX)
 
 
 def fix_thresholds(mmap_bytes: int, trim_bytes: int) -> tuple[bool, bool]:
