@@ -543,6 +543,8 @@ class Run:
     settings: dict[str, str] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     workers: list[WorkerProc] = field(default_factory=list)
+    #: Other environment for the workers' processes (``LD_PRELOAD``, ``MALLOC_ARENA_MAX``).
+    environ: dict[str, str] = field(default_factory=dict)
 
     def env(self, port: int, k: int) -> dict[str, str]:
         r = self.run_id
@@ -563,6 +565,7 @@ class Run:
             }
         )
         env.update({f"CRISISWATCH_{k2.upper()}": v for k2, v in self.settings.items()})
+        env.update(self.environ)
         return env
 
     def events_topic(self) -> str:
